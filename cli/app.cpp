@@ -1,0 +1,113 @@
+// The entry point: builds the parser from the command table, runs the chosen
+// command, and turns its Result into the fixed exit codes (DESIGN.md section 5).
+#include <CLI/CLI.hpp>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+#include "gitstore/local_fleet.hpp"
+
+namespace gigafab::cli {
+
+std::string Context::actor() {
+  if (const char* actor = std::getenv("GIGAFAB_ACTOR"); actor && *actor) return actor;
+  std::string user;
+  if (const char* env_user = std::getenv("USER"); env_user && *env_user) {
+    user = env_user;
+  } else if (const passwd* pw = getpwuid(getuid())) {
+    user = pw->pw_name;
+  } else {
+    user = "uid" + std::to_string(getuid());
+  }
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "localhost");
+  return user + "@" + host;
+}
+
+std::optional<std::string> Context::profiles_dir() {
+  if (const char* dir = std::getenv("GIGAFAB_PROFILES"); dir && *dir) return std::string(dir);
+  return std::nullopt;
+}
+
+Result<core::Fleet*> Context::fleet() {
+  if (m_fleet) return m_fleet.get();
+  if (!globals.api.empty()) {
+    return core::make_error(core::ErrorCode::usage, "--api is not supported yet by this build; use a local --store");
+  }
+  auto path = gitstore::Store::locate(globals.store);
+  if (!path) {
+    m_store_failed = true;
+    return path.error();
+  }
+  auto store = gitstore::Store::open(*path);
+  if (!store) {
+    m_store_failed = true;
+    return store.error();
+  }
+  m_fleet = std::make_unique<gitstore::LocalFleet>(std::move(*store), actor(), profiles_dir());
+  return m_fleet.get();
+}
+
+void define_app(CLI::App& app, Context& ctx, std::vector<std::pair<CLI::App*, Runner>>& runners) {
+  app.description("gigafab: a fleet of coding-agent factories whose shared state is a git repository");
+  app.name("gigafab");
+  app.set_version_flag("--version", std::string("gigafab ") + GIGAFAB_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  Globals& g = ctx.globals;
+  app.add_option("--store", g.store, "path of the store (default: nearest .gigafab)")->envname("GIGAFAB_STORE");
+  app.add_option("--product", g.product, "product the command acts on")->envname("GIGAFAB_PRODUCT");
+  app.add_option("--api", g.api, "URL of a gigafab server")->envname("GIGAFAB_API");
+  app.add_option("--token", g.token, "bearer token for --api")->envname("GIGAFAB_TOKEN");
+  app.add_option("--remote", g.remote, "git remote that coordinates the fleet");
+  app.add_flag("--json", g.json, "print one JSON document on stdout");
+  for (const Command& command : commands()) {
+    CLI::App* sub = app.add_subcommand(command.name, command.summary);
+    sub->fallthrough();
+    runners.emplace_back(sub, command.define(*sub, ctx));
+  }
+}
+
+int run(int argc, char** argv) {
+  CLI::App app;
+  Context ctx;
+  std::vector<std::pair<CLI::App*, Runner>> runners;
+  try {
+    define_app(app, ctx, runners);
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+      return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+      return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+      return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+      std::string scope;
+      for (const auto& [sub, _] : runners) {
+        if (sub->parsed()) scope = sub->get_name();
+      }
+      print_error(scope, core::make_error(core::ErrorCode::usage, e.what()), ctx.globals.json);
+      std::fprintf(stderr, "Run 'gigafab %s--help' for usage.\n", scope.empty() ? "" : (scope + " ").c_str());
+      return static_cast<int>(core::ErrorCode::usage);
+    }
+    for (const auto& [sub, runner] : runners) {
+      if (!sub->parsed()) continue;
+      auto result = runner(ctx);
+      if (result) return 0;
+      print_error(ctx.store_failed() ? "" : sub->get_name(), result.error(), ctx.globals.json);
+      return static_cast<int>(result.error().code);
+    }
+    return static_cast<int>(core::ErrorCode::usage);
+  } catch (const std::exception& e) {
+    print_error("", core::make_error(core::ErrorCode::error, std::string("internal error: ") + e.what()),
+                ctx.globals.json);
+    return static_cast<int>(core::ErrorCode::error);
+  }
+}
+
+}  // namespace gigafab::cli

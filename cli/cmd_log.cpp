@@ -1,0 +1,57 @@
+// gigafab log [ID] [--limit N]: the audit trail, read from the history of
+// refs/gigafab/state, oldest first.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+
+namespace gigafab::cli {
+
+Runner define_log(CLI::App& app, Context&) {
+  struct Options {
+    std::string job;
+    std::size_t limit = 0;
+  };
+  auto opts = std::make_shared<Options>();
+  app.add_option("id", opts->job, "only this job's transitions");
+  app.add_option("--limit", opts->limit, "only the last N entries");
+  return [opts](Context& ctx) -> Result<void> {
+    auto fleet = ctx.fleet();
+    if (!fleet) return fleet.error();
+    std::optional<std::string> job;
+    if (!opts->job.empty()) job = opts->job;
+    auto entries = (*fleet)->log(job, ctx.globals.product);
+    if (!entries) return entries.error();
+    if (opts->limit && entries->size() > opts->limit) entries->resize(opts->limit);
+    std::reverse(entries->begin(), entries->end());
+    if (ctx.globals.json) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& e : *entries) {
+        nlohmann::json trailers = nlohmann::json::object();
+        for (const auto& [key, value] : e.trailers) trailers[key] = value;
+        list.push_back({{"commit", e.commit},
+                        {"time", core::format_time(e.time)},
+                        {"op", e.op},
+                        {"job", e.job.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.job)},
+                        {"productId", e.product.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.product)},
+                        {"actor", e.actor},
+                        {"summary", e.summary},
+                        {"trailers", std::move(trailers)}});
+      }
+      print_json({{"entries", std::move(list)}});
+      return {};
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : *entries) {
+      rows.push_back({core::format_time(e.time).substr(0, 19) + "Z", e.commit.substr(0, 10), e.op.empty() ? "-" : e.op,
+                      e.job.empty() ? "-" : e.job, e.actor.empty() ? "-" : e.actor, e.summary});
+    }
+    print_table(rows);
+    return {};
+  };
+}
+
+}  // namespace gigafab::cli

@@ -1,0 +1,62 @@
+#include "core/json.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace gigafab::core {
+
+namespace {
+
+nlohmann::json budget_to_json(const Budget& budget) {
+  nlohmann::json out = nlohmann::json::object();
+  if (budget.usd) out["usd"] = *budget.usd;
+  if (budget.wall_seconds) {
+    out["wall"] = format_duration(*budget.wall_seconds);
+    out["wallSeconds"] = *budget.wall_seconds;
+  }
+  if (budget.tokens) out["tokens"] = *budget.tokens;
+  return out;
+}
+
+nlohmann::json or_null(const std::string& text) { return text.empty() ? nlohmann::json(nullptr) : nlohmann::json(text); }
+
+}  // namespace
+
+nlohmann::json job_to_json(const Job& job) {
+  return {
+      {"id", job.id},
+      {"productId", job.product},
+      {"title", job.title},
+      {"stage", stage_name(job.stage)},
+      {"priority", priority_name(job.priority)},
+      {"capabilities", job.capabilities},
+      {"deps", job.deps},
+      {"leaseEpoch", job.lease_epoch},
+      {"rev", job.rev},
+      {"createdAt", format_time(job.created_at)},
+      {"updatedAt", format_time(job.updated_at)},
+      {"profile", or_null(job.profile)},
+      {"profileVersion", job.profile.empty() ? nlohmann::json(nullptr) : nlohmann::json(job.profile_version)},
+      {"budget", budget_to_json(job.budget)},
+      {"attempts", job.attempts},
+      {"maxAttempts", job.max_attempts},
+      {"idempotencyKey", or_null(job.idempotency_key)},
+      {"review", job.review},
+      {"checkpoint", or_null(job.checkpoint)},
+      {"repo", {{"url", or_null(job.repo.url)}, {"base", or_null(job.repo.base)}}},
+  };
+}
+
+nlohmann::json profile_to_json(const Profile& profile) {
+  return {
+      {"name", profile.name},
+      {"version", profile.version},
+      {"description", profile.description},
+      {"capabilities", profile.capabilities},
+      {"engine", profile.engine},
+      {"review", profile.review},
+      {"budget", budget_to_json(profile.budget)},
+      {"persona", profile.persona},
+  };
+}
+
+}  // namespace gigafab::core

@@ -1,0 +1,47 @@
+#include "core/layout.hpp"
+
+#include <cstdio>
+
+#include "core/hash.hpp"
+
+namespace gigafab::core::layout {
+
+std::string job_shard(std::string_view id) { return std::string(id.substr(2, 2)); }
+
+std::string job_dir(std::string_view id) { return "jobs/" + job_shard(id) + "/" + std::string(id); }
+std::string job_doc(std::string_view id) { return job_dir(id) + "/job.toml"; }
+std::string job_body(std::string_view id) { return job_dir(id) + "/body.md"; }
+
+std::string profile_doc(std::string_view name, std::int64_t version) {
+  return "profiles/" + std::string(name) + "/" + std::to_string(version) + ".md";
+}
+
+std::string queued_dir(std::string_view product) { return "index/queued/" + std::string(product); }
+
+std::string queued_entry_name(const Job& job) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%d-%013lld-", 3 - static_cast<int>(job.priority),
+                static_cast<long long>(job.created_at));
+  return buf + job.id;
+}
+
+std::string queued_entry(const Job& job) { return queued_dir(job.product) + "/" + queued_entry_name(job); }
+
+std::string queued_entry_document(const Job& job) {
+  std::string caps;
+  for (const auto& cap : job.capabilities) caps += (caps.empty() ? "\"" : ", \"") + cap + "\"";
+  std::string out = "id = \"" + job.id + "\"\npriority = \"" + priority_name(job.priority) + "\"\ncreated_at = \"" +
+                    format_time(job.created_at) + "\"\ncapabilities = [" + caps + "]\n";
+  if (job.budget.usd) out += "budget_usd = " + std::to_string(*job.budget.usd) + "\n";
+  return out;
+}
+
+std::string dependents_dir(std::string_view dep_id) {
+  return "index/dependents/" + job_shard(dep_id) + "/" + std::string(dep_id);
+}
+
+std::string idempotency_entry(std::string_view product, std::string_view key) {
+  return "index/idem/" + std::string(product) + "/" + sha256_hex(key);
+}
+
+}  // namespace gigafab::core::layout

@@ -1,0 +1,42 @@
+// Where every document lives in the state tree (DESIGN.md section 2). Paths are
+// built only from validated ids and names.
+//
+//   meta/store.toml                                  format version
+//   jobs/<shard>/<id>/job.toml                       the job document
+//   jobs/<shard>/<id>/body.md                        the manifest body, verbatim
+//   profiles/<name>/<version>.md                     immutable persona snapshots
+//   index/queued/<product>/<rank>-<created>-<id>     claimable jobs, best first
+//   index/dependents/<shard>/<dep>/<id>              jobs waiting on <dep>
+//   index/idem/<product>/<sha256(key)>               idempotency key -> job id
+//
+// <shard> is the two characters after "j-", so a write rewrites one small tree
+// per level instead of one tree listing every job.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/job.hpp"
+
+namespace gigafab::core::layout {
+
+inline constexpr std::string_view k_meta = "meta/store.toml";
+inline constexpr std::string_view k_jobs = "jobs";
+inline constexpr std::int64_t k_format_version = 1;
+
+std::string job_shard(std::string_view id);
+std::string job_dir(std::string_view id);
+std::string job_doc(std::string_view id);
+std::string job_body(std::string_view id);
+std::string profile_doc(std::string_view name, std::int64_t version);
+std::string queued_dir(std::string_view product);
+// Sorts bytewise best-first: higher priority, then older, then id.
+std::string queued_entry_name(const Job& job);
+std::string queued_entry(const Job& job);
+// The entry's content: what the router needs without opening the job.
+std::string queued_entry_document(const Job& job);
+std::string dependents_dir(std::string_view dep_id);
+std::string idempotency_entry(std::string_view product, std::string_view key);
+
+}  // namespace gigafab::core::layout

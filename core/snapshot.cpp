@@ -1,0 +1,42 @@
+#include "core/snapshot.hpp"
+
+#include <set>
+
+namespace gigafab::core {
+
+std::string Change::message() const {
+  std::string out = summary + "\n";
+  if (!trailers.empty()) {
+    out += "\n";
+    for (const auto& [key, value] : trailers) out += key + ": " + value + "\n";
+  }
+  return out;
+}
+
+Result<std::optional<std::string>> MemorySnapshot::read(std::string_view path) const {
+  auto it = m_files.find(std::string(path));
+  if (it == m_files.end()) return std::optional<std::string>{};
+  return std::optional<std::string>{it->second};
+}
+
+Result<std::vector<std::string>> MemorySnapshot::list(std::string_view dir) const {
+  std::string prefix = std::string(dir) + "/";
+  std::set<std::string> names;
+  for (auto it = m_files.lower_bound(prefix); it != m_files.end() && it->first.starts_with(prefix); ++it) {
+    std::string rest = it->first.substr(prefix.size());
+    names.insert(rest.substr(0, rest.find('/')));
+  }
+  return std::vector<std::string>(names.begin(), names.end());
+}
+
+void MemorySnapshot::apply(const Change& change) {
+  for (const auto& [path, content] : change.writes) {
+    if (content) {
+      m_files[path] = *content;
+    } else {
+      m_files.erase(path);
+    }
+  }
+}
+
+}  // namespace gigafab::core

@@ -1,0 +1,59 @@
+// The seam between the pure core and the git store. A Snapshot is a read-only
+// view of one state tree; a Change is what an operation wants written on top
+// of it, as one commit. gitstore implements Snapshot over a git tree and turns
+// a Change into a commit; the unit tests use MemorySnapshot.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace gigafab::core {
+
+class Snapshot {
+ public:
+  virtual ~Snapshot() = default;
+  // The file at `path` ("jobs/ab/j-abcdefgh/job.toml"), or nullopt if absent.
+  // Errors only when the store cannot be read (corruption, I/O).
+  virtual Result<std::optional<std::string>> read(std::string_view path) const = 0;
+  // Names of the entries (files and directories) directly under `dir`, sorted
+  // bytewise; empty when `dir` does not exist.
+  virtual Result<std::vector<std::string>> list(std::string_view dir) const = 0;
+};
+
+// One audit trailer: "Gigafab-Op: submit".
+using Trailer = std::pair<std::string, std::string>;
+
+struct Change {
+  // path -> new content; nullopt deletes the file (empty directories vanish).
+  std::map<std::string, std::optional<std::string>> writes;
+  std::string summary;  // first line of the commit message
+  std::vector<Trailer> trailers;
+
+  bool empty() const { return writes.empty(); }
+  void put(std::string path, std::string content) { writes[std::move(path)] = std::move(content); }
+  void remove(std::string path) { writes[std::move(path)] = std::nullopt; }
+  // The full commit message: summary, blank line, trailers.
+  std::string message() const;
+};
+
+// An in-memory snapshot for tests (and for applying a Change on top of a view).
+class MemorySnapshot final : public Snapshot {
+ public:
+  MemorySnapshot() = default;
+  explicit MemorySnapshot(std::map<std::string, std::string> files) : m_files(std::move(files)) {}
+  Result<std::optional<std::string>> read(std::string_view path) const override;
+  Result<std::vector<std::string>> list(std::string_view dir) const override;
+  void apply(const Change& change);
+  const std::map<std::string, std::string>& files() const { return m_files; }
+
+ private:
+  std::map<std::string, std::string> m_files;
+};
+
+}  // namespace gigafab::core

@@ -1,0 +1,146 @@
+#include "gitstore/local_fleet.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "core/ids.hpp"
+#include "core/layout.hpp"
+#include "core/submit.hpp"
+#include "profiles/builtin.hpp"
+
+namespace gigafab::gitstore {
+
+namespace fs = std::filesystem;
+using core::ErrorCode;
+using core::make_error;
+
+Result<core::Catalog> load_catalog(const std::optional<std::string>& dir) {
+  core::Catalog catalog;
+  for (const auto& builtin : profiles::builtin()) {
+    std::string file(builtin.file_name);
+    auto added = catalog.add(builtin.text, "builtin:" + file, file.substr(0, file.size() - 3));
+    if (!added) return added.error();
+  }
+  if (!dir || dir->empty()) return catalog;
+  std::error_code ec;
+  if (!fs::is_directory(*dir, ec)) {
+    return make_error(ErrorCode::usage, "profile directory " + *dir + " does not exist");
+  }
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(*dir, ec)) {
+    if (entry.path().extension() == ".md") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return make_error(ErrorCode::error, "cannot read " + file.string());
+    auto added = catalog.add(text.str(), file.string(), file.stem().string());
+    if (!added) return added.error();
+  }
+  return catalog;
+}
+
+LocalFleet::LocalFleet(Store store, std::string actor, std::optional<std::string> profiles_dir)
+    : m_store(std::move(store)), m_actor(std::move(actor)), m_profiles_dir(std::move(profiles_dir)) {}
+
+Result<const core::Catalog*> LocalFleet::catalog() {
+  if (!m_catalog) {
+    auto loaded = load_catalog(m_profiles_dir);
+    if (!loaded) return loaded.error();
+    m_catalog = std::move(*loaded);
+  }
+  return &*m_catalog;
+}
+
+Result<core::Submitted> LocalFleet::submit(const core::SubmitInput& input) {
+  core::SubmitRequest request;
+  request.manifest = input.manifest;
+  request.product = input.product;
+  request.actor = m_actor;
+  if (input.manifest.profile) {
+    auto cat = catalog();
+    if (!cat) return cat.error();
+    auto profile = (*cat)->find(*input.manifest.profile);
+    if (!profile) return profile.error();
+    request.profile = std::move(*profile);
+  }
+  std::random_device device;
+  std::uint64_t seed = (static_cast<std::uint64_t>(device()) << 32) ^ device();
+  core::SubmitResult outcome;
+  auto committed = m_store.transact(
+      [&](const core::Snapshot& snap) -> Result<core::Change> {
+        auto result = core::submit(snap, request, core::now_millis(), seed);
+        if (!result) return result.error();
+        outcome = std::move(*result);
+        return outcome.change;
+      },
+      m_actor);
+  if (!committed) return committed.error();
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  auto job = core::load_job(**snap, outcome.job_id, "");
+  if (!job) return job.error();
+  return core::Submitted{std::move(*job), outcome.duplicate};
+}
+
+Result<std::vector<core::Job>> LocalFleet::list(const core::JobFilter& filter) {
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  return core::list_jobs(**snap, filter);
+}
+
+Result<core::JobDetail> LocalFleet::show(const std::string& id, const std::string& product) {
+  if (auto ok = core::validate_job_id(id); !ok) return ok.error();
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  auto job = core::load_job(**snap, id, product);
+  if (!job) return job.error();
+  auto body = core::load_body(**snap, id);
+  if (!body) return body.error();
+  core::JobDetail detail{std::move(*job), std::move(*body), std::nullopt};
+  if (!detail.job.profile.empty()) {
+    std::string path = core::layout::profile_doc(detail.job.profile, detail.job.profile_version);
+    auto text = (*snap)->read(path);
+    if (!text) return text.error();
+    if (*text) {
+      auto profile = core::parse_profile(**text, path);
+      if (!profile) return make_error(ErrorCode::error, "corrupt profile snapshot: " + profile.error().message);
+      detail.profile = std::move(*profile);
+    }
+  }
+  return detail;
+}
+
+Result<std::vector<core::AuditEntry>> LocalFleet::log(const std::optional<std::string>& job,
+                                                      const std::string& product) {
+  if (job) {
+    if (auto ok = core::validate_job_id(*job); !ok) return ok.error();
+    auto snap = m_store.snapshot();
+    if (!snap) return snap.error();
+    if (auto found = core::load_job(**snap, *job, product); !found) return found.error();
+  }
+  auto history = m_store.history();
+  if (!history) return history.error();
+  std::vector<core::AuditEntry> out;
+  for (auto& commit : *history) {
+    core::AuditEntry entry;
+    entry.commit = commit.oid;
+    entry.time = commit.time;
+    entry.summary = commit.summary;
+    entry.op = commit.trailer("Gigafab-Op");
+    entry.job = commit.trailer("Gigafab-Job");
+    entry.product = commit.trailer("Gigafab-Product");
+    entry.actor = commit.trailer("Gigafab-Actor");
+    entry.trailers = std::move(commit.trailers);
+    if (job ? entry.job != *job : (!entry.product.empty() && entry.product != product)) continue;
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace gigafab::gitstore

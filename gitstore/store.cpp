@@ -1,0 +1,466 @@
+#include "gitstore/store.hpp"
+
+#include <fcntl.h>
+#include <git2.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "core/layout.hpp"
+
+namespace gigafab::gitstore {
+
+namespace fs = std::filesystem;
+using core::ErrorCode;
+using core::make_error;
+
+namespace {
+
+void ensure_libgit2() {
+  static std::once_flag once;
+  std::call_once(once, [] { git_libgit2_init(); });
+}
+
+Error git_failure(const std::string& what) {
+  const git_error* e = git_error_last();
+  return make_error(ErrorCode::error, what + ": " + (e && e->message ? e->message : "unknown libgit2 error"));
+}
+
+// RAII for libgit2 handles.
+template <typename T, void (*Free)(T*)>
+struct Handle {
+  T* ptr = nullptr;
+  Handle() = default;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() {
+    if (ptr) Free(ptr);
+  }
+  T** out() { return &ptr; }
+  T* get() const { return ptr; }
+};
+using TreeHandle = Handle<git_tree, git_tree_free>;
+using EntryHandle = Handle<git_tree_entry, git_tree_entry_free>;
+using BlobHandle = Handle<git_blob, git_blob_free>;
+using CommitHandle = Handle<git_commit, git_commit_free>;
+using RefHandle = Handle<git_reference, git_reference_free>;
+using BuilderHandle = Handle<git_treebuilder, git_treebuilder_free>;
+using SigHandle = Handle<git_signature, git_signature_free>;
+using ConfigHandle = Handle<git_config, git_config_free>;
+using WalkHandle = Handle<git_revwalk, git_revwalk_free>;
+
+std::string oid_hex(const git_oid& oid) {
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, &oid);
+  return buf;
+}
+
+// A read-only view of one state tree.
+class TreeSnapshot final : public core::Snapshot {
+ public:
+  TreeSnapshot(git_repository* repo, git_tree* root) : m_repo(repo), m_root(root) {}
+  ~TreeSnapshot() override { git_tree_free(m_root); }
+
+  Result<std::optional<std::string>> read(std::string_view path) const override {
+    EntryHandle entry;
+    std::string p(path);
+    int rc = git_tree_entry_bypath(entry.out(), m_root, p.c_str());
+    if (rc == GIT_ENOTFOUND) return std::optional<std::string>{};
+    if (rc < 0) return git_failure("cannot read " + p);
+    if (git_tree_entry_type(entry.get()) != GIT_OBJECT_BLOB) return std::optional<std::string>{};
+    BlobHandle blob;
+    if (git_blob_lookup(blob.out(), m_repo, git_tree_entry_id(entry.get())) < 0) {
+      return git_failure("cannot read " + p);
+    }
+    const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
+    return std::optional<std::string>{std::string(data, static_cast<std::size_t>(git_blob_rawsize(blob.get())))};
+  }
+
+  Result<std::vector<std::string>> list(std::string_view dir) const override {
+    std::vector<std::string> names;
+    TreeHandle owned;
+    const git_tree* tree = m_root;
+    if (!dir.empty()) {
+      EntryHandle entry;
+      std::string p(dir);
+      int rc = git_tree_entry_bypath(entry.out(), m_root, p.c_str());
+      if (rc == GIT_ENOTFOUND) return names;
+      if (rc < 0) return git_failure("cannot list " + p);
+      if (git_tree_entry_type(entry.get()) != GIT_OBJECT_TREE) return names;
+      if (git_tree_lookup(owned.out(), m_repo, git_tree_entry_id(entry.get())) < 0) {
+        return git_failure("cannot list " + p);
+      }
+      tree = owned.get();
+    }
+    std::size_t count = git_tree_entrycount(tree);
+    names.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) names.emplace_back(git_tree_entry_name(git_tree_entry_byindex(tree, i)));
+    return names;
+  }
+
+ private:
+  git_repository* m_repo;
+  git_tree* m_root;
+};
+
+// Writes `writes` (paths relative to `base`) on top of `base` (may be null) and
+// returns the new tree, or nullopt when it ends up empty.
+Result<std::optional<git_oid>> build_tree(git_repository* repo, const git_tree* base,
+                                          const std::map<std::string, std::optional<std::string>>& writes) {
+  std::map<std::string, std::map<std::string, std::optional<std::string>>> subdirs;
+  BuilderHandle builder;
+  if (git_treebuilder_new(builder.out(), repo, base) < 0) return git_failure("cannot build tree");
+  for (const auto& [path, content] : writes) {
+    std::size_t slash = path.find('/');
+    if (slash != std::string::npos) {
+      subdirs[path.substr(0, slash)][path.substr(slash + 1)] = content;
+      continue;
+    }
+    if (!content) {
+      git_treebuilder_remove(builder.get(), path.c_str());  // absent is fine
+      continue;
+    }
+    git_oid blob;
+    if (git_blob_create_from_buffer(&blob, repo, content->data(), content->size()) < 0) {
+      return git_failure("cannot write " + path);
+    }
+    if (git_treebuilder_insert(nullptr, builder.get(), path.c_str(), &blob, GIT_FILEMODE_BLOB) < 0) {
+      return git_failure("cannot write " + path);
+    }
+  }
+  for (const auto& [name, sub_writes] : subdirs) {
+    TreeHandle sub_base;
+    const git_tree_entry* existing = git_treebuilder_get(builder.get(), name.c_str());
+    if (existing && git_tree_entry_type(existing) == GIT_OBJECT_TREE) {
+      if (git_tree_lookup(sub_base.out(), repo, git_tree_entry_id(existing)) < 0) {
+        return git_failure("cannot read tree " + name);
+      }
+    }
+    auto sub = build_tree(repo, sub_base.get(), sub_writes);
+    if (!sub) return sub.error();
+    if (!*sub) {
+      git_treebuilder_remove(builder.get(), name.c_str());
+    } else if (git_treebuilder_insert(nullptr, builder.get(), name.c_str(), &**sub, GIT_FILEMODE_TREE) < 0) {
+      return git_failure("cannot write tree " + name);
+    }
+  }
+  if (git_treebuilder_entrycount(builder.get()) == 0) return std::optional<git_oid>{};
+  git_oid oid;
+  if (git_treebuilder_write(&oid, builder.get()) < 0) return git_failure("cannot write tree");
+  return std::optional<git_oid>{oid};
+}
+
+void log_event(const std::string& store_path, const std::string& line) {
+  std::fprintf(stderr, "gigafab: warning: %s\n", line.c_str());
+  if (FILE* f = std::fopen((store_path + "/gigafab.log").c_str(), "a")) {
+    std::fprintf(f, "%s pid %d: %s\n", core::format_time(core::now_millis()).c_str(), static_cast<int>(getpid()),
+                 line.c_str());
+    std::fclose(f);
+  }
+}
+
+// Holds flock(LOCK_EX) on <store>/gigafab.lock for its lifetime.
+class WriterLock {
+ public:
+  static Result<WriterLock> acquire(const std::string& store_path) {
+    std::string path = store_path + "/gigafab.lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return make_error(ErrorCode::error, "cannot open " + path + ": " + std::strerror(errno));
+    while (::flock(fd, LOCK_EX) < 0) {
+      if (errno != EINTR) {
+        int err = errno;
+        ::close(fd);
+        return make_error(ErrorCode::error, "cannot lock " + path + ": " + std::strerror(err));
+      }
+    }
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (::ftruncate(fd, 0) == 0) {
+      [[maybe_unused]] auto n = ::pwrite(fd, pid.data(), pid.size(), 0);
+    }
+    return WriterLock(fd);
+  }
+  WriterLock(WriterLock&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+  WriterLock& operator=(WriterLock&&) = delete;
+  ~WriterLock() {
+    if (m_fd >= 0) ::close(m_fd);  // releases the flock
+  }
+
+ private:
+  explicit WriterLock(int fd) : m_fd(fd) {}
+  int m_fd;
+};
+
+std::string hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+std::string CommitInfo::trailer(std::string_view key) const {
+  for (const auto& [k, v] : trailers) {
+    if (k == key) return v;
+  }
+  return {};
+}
+
+struct Store::Impl {
+  std::string path;
+  git_repository* repo = nullptr;
+  bool fsync = true;
+
+  ~Impl() {
+    if (repo) git_repository_free(repo);
+  }
+
+  Result<std::optional<git_oid>> tip() const {
+    git_oid oid;
+    int rc = git_reference_name_to_id(&oid, repo, k_state_ref);
+    if (rc == GIT_ENOTFOUND) {
+      return make_error(ErrorCode::error, "store " + path + " has no " + k_state_ref +
+                                              " (corrupt store? restore the ref or re-create the store)");
+    }
+    if (rc < 0) return git_failure("cannot read " + std::string(k_state_ref) + " in " + path);
+    return std::optional<git_oid>{oid};
+  }
+
+  Result<git_tree*> tree_of(const git_oid& commit_oid) const {
+    CommitHandle commit;
+    if (git_commit_lookup(commit.out(), repo, &commit_oid) < 0) {
+      return git_failure("corrupt store " + path + ": cannot read commit " + oid_hex(commit_oid));
+    }
+    git_tree* tree = nullptr;
+    if (git_commit_tree(&tree, commit.get()) < 0) {
+      return git_failure("corrupt store " + path + ": cannot read tree of " + oid_hex(commit_oid));
+    }
+    return tree;
+  }
+
+  // Removes a ref lock file that no live gigafab writer can own: we hold the
+  // writer lock, so a ref lock older than a few seconds was left by a process
+  // killed between creating and renaming it.
+  bool recover_stale_ref_lock() const {
+    std::string lock = path + "/" + k_state_ref + ".lock";
+    struct stat st {};
+    if (::stat(lock.c_str(), &st) != 0) return false;
+    double age = std::difftime(std::time(nullptr), st.st_mtime);
+    if (age < 2) return false;
+    if (::unlink(lock.c_str()) != 0) return false;
+    log_event(path, "removed stale lock " + lock + " left by a dead process (age " +
+                        std::to_string(static_cast<long long>(age)) + "s)");
+    return true;
+  }
+
+  Result<git_oid> write_commit(const git_oid* parent, const core::Change& change, const std::string& actor) {
+    TreeHandle base;
+    if (parent) {
+      auto tree = tree_of(*parent);
+      if (!tree) return tree.error();
+      base.ptr = *tree;
+    }
+    auto root = build_tree(repo, base.get(), change.writes);
+    if (!root) return root.error();
+    if (!*root) return make_error(ErrorCode::error, "refusing to write an empty state tree");
+    TreeHandle tree;
+    if (git_tree_lookup(tree.out(), repo, &**root) < 0) return git_failure("cannot read new tree");
+    SigHandle sig;
+    core::Millis now = core::now_millis();
+    if (git_signature_new(sig.out(), actor.c_str(), ("gigafab@" + hostname()).c_str(), now / 1000, 0) < 0) {
+      return git_failure("cannot create signature");
+    }
+    CommitHandle parent_commit;
+    const git_commit* parents[1] = {nullptr};
+    if (parent) {
+      if (git_commit_lookup(parent_commit.out(), repo, parent) < 0) return git_failure("cannot read parent");
+      parents[0] = parent_commit.get();
+    }
+    git_oid oid;
+    std::string message = change.message();
+    if (git_commit_create(&oid, repo, nullptr, sig.get(), sig.get(), "UTF-8", message.c_str(), tree.get(),
+                          parent ? 1 : 0, parents) < 0) {
+      return git_failure("cannot write commit");
+    }
+    return oid;
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+Store::Store(Store&&) noexcept = default;
+Store& Store::operator=(Store&&) noexcept = default;
+Store::~Store() = default;
+
+const std::string& Store::path() const { return m_impl->path; }
+bool Store::fsync() const { return m_impl->fsync; }
+
+Result<std::string> Store::locate(const std::optional<std::string>& explicit_path) {
+  if (explicit_path && !explicit_path->empty()) return *explicit_path;
+  std::error_code ec;
+  fs::path dir = fs::current_path(ec);
+  if (ec) return make_error(ErrorCode::error, "cannot read the working directory: " + ec.message());
+  for (;;) {
+    fs::path candidate = dir / ".gigafab";
+    if (fs::is_directory(candidate, ec)) return candidate.string();
+    if (!dir.has_parent_path() || dir.parent_path() == dir) break;
+    dir = dir.parent_path();
+  }
+  return make_error(ErrorCode::error, "no store found (run 'gigafab init')");
+}
+
+Result<Store> Store::open(const std::string& path) {
+  ensure_libgit2();
+  auto not_store = [&](const std::string& why) {
+    return make_error(ErrorCode::error, "not a gigafab store: " + path + " (" + why + ")");
+  };
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return not_store("no such directory");
+  auto impl = std::make_unique<Impl>();
+  impl->path = fs::absolute(path, ec).lexically_normal().string();
+  if (!impl->path.empty() && impl->path.back() == '/') impl->path.pop_back();
+  if (git_repository_open_ext(&impl->repo, impl->path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
+    return not_store("not a git repository");
+  }
+  ConfigHandle config;
+  if (git_repository_config_snapshot(config.out(), impl->repo) < 0) return git_failure("cannot read config");
+  int32_t version = 0;
+  if (git_config_get_int32(&version, config.get(), "gigafab.version") < 0) {
+    return not_store("no gigafab.version in its config; run 'gigafab init' to create a store");
+  }
+  if (version != core::layout::k_format_version) {
+    return not_store("store format " + std::to_string(version) + " is not supported by this gigafab");
+  }
+  int fsync_on = 1;
+  if (git_config_get_bool(&fsync_on, config.get(), "gigafab.fsync") == 0) impl->fsync = fsync_on != 0;
+  git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, impl->fsync ? 1 : 0);
+  if (auto tip = impl->tip(); !tip) return tip.error();
+  return Store(std::move(impl));
+}
+
+Result<Store> Store::init(const std::string& path, const InitOptions& options, const std::string& actor) {
+  ensure_libgit2();
+  git_repository* probe = nullptr;
+  if (git_repository_open_ext(&probe, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) == 0) {
+    git_repository_free(probe);
+    return make_error(ErrorCode::conflict, "a git repository already exists at " + path);
+  }
+  git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, options.fsync ? 1 : 0);
+  auto impl = std::make_unique<Impl>();
+  git_repository_init_options init_opts = GIT_REPOSITORY_INIT_OPTIONS_INIT;
+  init_opts.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
+  init_opts.description = "gigafab store: fleet state lives on refs/gigafab/state";
+  if (git_repository_init_ext(&impl->repo, path.c_str(), &init_opts) < 0) {
+    return git_failure("cannot create store at " + path);
+  }
+  std::error_code ec;
+  impl->path = fs::absolute(path, ec).lexically_normal().string();
+  if (!impl->path.empty() && impl->path.back() == '/') impl->path.pop_back();
+  impl->fsync = options.fsync;
+  ConfigHandle config;
+  if (git_repository_config(config.out(), impl->repo) < 0 ||
+      git_config_set_int32(config.get(), "gigafab.version", core::layout::k_format_version) < 0 ||
+      git_config_set_bool(config.get(), "gigafab.fsync", options.fsync) < 0 ||
+      git_config_set_bool(config.get(), "core.logAllRefUpdates", false) < 0) {
+    return git_failure("cannot configure store at " + path);
+  }
+  core::Change first;
+  first.put(std::string(core::layout::k_meta),
+            "format = " + std::to_string(core::layout::k_format_version) + "\ncreated_at = \"" +
+                core::format_time(core::now_millis()) + "\"\n");
+  first.summary = "init gigafab store";
+  first.trailers = {{"Gigafab-Op", "init"}, {"Gigafab-Actor", actor}};
+  auto commit = impl->write_commit(nullptr, first, actor);
+  if (!commit) return commit.error();
+  RefHandle ref;
+  if (git_reference_create(ref.out(), impl->repo, k_state_ref, &*commit, 0, "gigafab init") < 0) {
+    return git_failure("cannot create " + std::string(k_state_ref));
+  }
+  // HEAD follows the state ref, so plain `git --git-dir STORE log` is the audit trail.
+  RefHandle head;
+  if (git_reference_symbolic_create(head.out(), impl->repo, "HEAD", k_state_ref, 1, "gigafab init") < 0) {
+    return git_failure("cannot point HEAD at " + std::string(k_state_ref));
+  }
+  return Store(std::move(impl));
+}
+
+Result<std::unique_ptr<core::Snapshot>> Store::snapshot() const {
+  auto tip = m_impl->tip();
+  if (!tip) return tip.error();
+  auto tree = m_impl->tree_of(**tip);
+  if (!tree) return tree.error();
+  return std::unique_ptr<core::Snapshot>(std::make_unique<TreeSnapshot>(m_impl->repo, *tree));
+}
+
+Result<std::string> Store::transact(const Operation& op, const std::string& actor) {
+  auto lock = WriterLock::acquire(m_impl->path);
+  if (!lock) return lock.error();
+  std::minstd_rand jitter(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(core::now_millis()));
+  constexpr int k_max_attempts = 64;
+  for (int attempt = 0; attempt < k_max_attempts; ++attempt) {
+    auto tip = m_impl->tip();
+    if (!tip) return tip.error();
+    git_oid parent = **tip;
+    auto tree = m_impl->tree_of(parent);
+    if (!tree) return tree.error();
+    TreeSnapshot snap(m_impl->repo, *tree);
+    auto change = op(snap);
+    if (!change) return change.error();
+    if (change->empty()) return oid_hex(parent);
+    auto commit = m_impl->write_commit(&parent, *change, actor);
+    if (!commit) return commit.error();
+
+    RefHandle ref;
+    std::string reflog = change->summary;
+    int rc = git_reference_create_matching(ref.out(), m_impl->repo, k_state_ref, &*commit, 1, &parent,
+                                           reflog.c_str());
+    if (rc == 0) return oid_hex(*commit);
+    if (rc == GIT_ELOCKED && m_impl->recover_stale_ref_lock()) continue;
+    if (rc != GIT_EMODIFIED && rc != GIT_ELOCKED) return git_failure("cannot update " + std::string(k_state_ref));
+    // Lost the race to a writer outside our lock (another host, a push): back
+    // off with jitter and re-run the operation on the new tip.
+    int ceiling = std::min(50, 1 << std::min(attempt, 5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1 + static_cast<int>(jitter() % ceiling)));
+  }
+  return make_error(ErrorCode::conflict, "gave up after " + std::to_string(k_max_attempts) +
+                                             " attempts: the state ref kept moving");
+}
+
+Result<std::vector<CommitInfo>> Store::history(std::size_t limit) const {
+  auto tip = m_impl->tip();
+  if (!tip) return tip.error();
+  WalkHandle walk;
+  if (git_revwalk_new(walk.out(), m_impl->repo) < 0) return git_failure("cannot walk history");
+  git_revwalk_simplify_first_parent(walk.get());
+  if (git_revwalk_push(walk.get(), &**tip) < 0) return git_failure("cannot walk history");
+  std::vector<CommitInfo> out;
+  git_oid oid;
+  while (git_revwalk_next(&oid, walk.get()) == 0) {
+    CommitHandle commit;
+    if (git_commit_lookup(commit.out(), m_impl->repo, &oid) < 0) return git_failure("cannot read commit");
+    CommitInfo info;
+    info.oid = oid_hex(oid);
+    info.time = static_cast<core::Millis>(git_commit_time(commit.get())) * 1000;
+    const char* summary = git_commit_summary(commit.get());
+    info.summary = summary ? summary : "";
+    git_message_trailer_array trailers{};
+    if (git_message_trailers(&trailers, git_commit_message(commit.get())) == 0) {
+      for (std::size_t i = 0; i < trailers.count; ++i) info.trailers.emplace_back(trailers.trailers[i].key, trailers.trailers[i].value);
+      git_message_trailer_array_free(&trailers);
+    }
+    out.push_back(std::move(info));
+    if (limit && out.size() >= limit) break;
+  }
+  return out;
+}
+
+}  // namespace gigafab::gitstore

@@ -1,0 +1,82 @@
+// The git store: the only code that touches libgit2.
+//
+// All durable fleet state is the tree of one ref, refs/gigafab/state. A write
+// reads the tip P, lets a core operation compute a Change against P's tree,
+// writes the changed blobs and trees plus a commit C whose parent is P, and
+// moves the ref to C only if it still points at P (compare-and-swap). When the
+// ref moved, the operation is re-run on the new tip, so its preconditions are
+// always checked against the state that wins. Local writers additionally
+// serialize on an flock(2) of <store>/gigafab.lock, which the kernel releases
+// when a holder dies, so contention costs waiting instead of wasted retries
+// and a killed process never leaves the fleet locked.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "core/snapshot.hpp"
+
+namespace gigafab::gitstore {
+
+using core::Error;
+using core::Result;
+
+inline constexpr const char* k_state_ref = "refs/gigafab/state";
+
+struct InitOptions {
+  bool fsync = true;  // fsync objects and refs before acknowledging a write
+};
+
+// One commit of the state ref, newest first in history().
+struct CommitInfo {
+  std::string oid;
+  core::Millis time = 0;
+  std::string summary;
+  std::vector<core::Trailer> trailers;
+
+  // The first trailer named `key`, or "".
+  std::string trailer(std::string_view key) const;
+};
+
+class Store {
+ public:
+  // Creates a bare repository at `path` with the state ref's first commit.
+  // Fails if `path` already holds a git repository.
+  static Result<Store> init(const std::string& path, const InitOptions& options, const std::string& actor);
+  // Opens an existing store; "not a gigafab store" when `path` is not one.
+  static Result<Store> open(const std::string& path);
+  // `explicit_path` when given, else the nearest ".gigafab" walking up from
+  // the working directory; "no store found (run 'gigafab init')" otherwise.
+  static Result<std::string> locate(const std::optional<std::string>& explicit_path);
+
+  Store(Store&&) noexcept;
+  Store& operator=(Store&&) noexcept;
+  ~Store();
+
+  const std::string& path() const;
+  bool fsync() const;
+
+  // A view of the current tip.
+  Result<std::unique_ptr<core::Snapshot>> snapshot() const;
+
+  using Operation = std::function<Result<core::Change>(const core::Snapshot&)>;
+  // Runs `op` against the tip and publishes its change as one commit (see the
+  // file comment). An empty change writes nothing. Returns the new commit id
+  // (or the unchanged tip). The op's own error is returned unchanged.
+  Result<std::string> transact(const Operation& op, const std::string& actor);
+
+  // Commits of the state ref, newest first; all when limit is 0.
+  Result<std::vector<CommitInfo>> history(std::size_t limit = 0) const;
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace gigafab::gitstore
