@@ -385,11 +385,6 @@ Result<Store> Store::init(const std::string& path, const InitOptions& options, c
   if (git_reference_create(ref.out(), impl->repo, k_state_ref, &*commit, 0, "gigafab init") < 0) {
     return git_failure("cannot create " + std::string(k_state_ref));
   }
-  // HEAD follows the state ref, so plain `git --git-dir STORE log` is the audit trail.
-  RefHandle head;
-  if (git_reference_symbolic_create(head.out(), impl->repo, "HEAD", k_state_ref, 1, "gigafab init") < 0) {
-    return git_failure("cannot point HEAD at " + std::string(k_state_ref));
-  }
   return Store(std::move(impl));
 }
 

@@ -1,0 +1,57 @@
+# Shared helpers for the end-to-end tests. Each test script sources this,
+# runs the real binary ($GIGAFAB) in a fresh temporary directory and asserts
+# on stdout, stderr, exit codes and the resulting git history.
+set -euo pipefail
+: "${GIGAFAB:?set GIGAFAB to the gigafab binary}"
+GIGAFAB=$(cd "$(dirname "$GIGAFAB")" && pwd)/$(basename "$GIGAFAB")
+TEST_DIR=$(mktemp -d /tmp/gigafab-e2e.XXXXXX)
+trap 'rm -rf "$TEST_DIR"' EXIT
+cd "$TEST_DIR"
+unset GIGAFAB_STORE GIGAFAB_API GIGAFAB_TOKEN GIGAFAB_PRODUCT GIGAFAB_PROFILES GIGAFAB_NOW
+export GIGAFAB_ACTOR=tester
+
+gf() { "$GIGAFAB" "$@"; }
+
+fail() {
+  echo "FAIL: $*" >&2
+  [ -n "${OUT:-}" ] && echo "--- stdout:" >&2 && echo "$OUT" >&2
+  [ -n "${ERR:-}" ] && echo "--- stderr:" >&2 && echo "$ERR" >&2
+  exit 1
+}
+
+# run CMD...: runs without aborting; sets OUT, ERR and RC.
+run() {
+  set +e
+  OUT=$("$@" 2>"$TEST_DIR/.stderr")
+  RC=$?
+  set -e
+  ERR=$(cat "$TEST_DIR/.stderr")
+}
+
+expect_rc() { [ "$RC" -eq "$1" ] || fail "expected exit $1, got $RC"; }
+expect_out() { [[ "$OUT" == *"$1"* ]] || fail "stdout lacks: $1"; }
+expect_err() { [[ "$ERR" == *"$1"* ]] || fail "stderr lacks: $1"; }
+expect_out_re() { [[ "$OUT" =~ $1 ]] || fail "stdout does not match: $1"; }
+expect_eq() { [ "$1" == "$2" ] || fail "${3:-values differ}: expected '$2', got '$1'"; }
+
+# tip STORE: the commit refs/gigafab/state points at.
+tip() { git --git-dir "$1" rev-parse refs/gigafab/state; }
+# count_commits STORE
+count_commits() { git --git-dir "$1" rev-list --count refs/gigafab/state; }
+# json EXPR: evaluates a python expression over the JSON in $OUT (bound to d).
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" <<<"$OUT"; }
+
+# manifest FILE TITLE [EXTRA-FRONT-MATTER-LINES]: writes a small valid manifest.
+manifest() {
+  printf '+++\n%b+++\n# %s\n\nDo the thing.\n' "${3:-}" "$2" >"$1"
+}
+
+# fsck_clean STORE: git fsck finds nothing wrong.
+fsck_clean() {
+  local out rc=0
+  out=$(git --git-dir "$1" fsck --strict --no-dangling 2>&1) || rc=$?
+  [ "$rc" -eq 0 ] || fail "git fsck failed on $1: $out"
+  if grep -qiE 'error|missing|broken|corrupt|bad' <<<"$out"; then fail "git fsck complained on $1: $out"; fi
+}
+
+pass() { echo "PASS: $(basename "$0")"; }
