@@ -14,10 +14,12 @@ Runner define_log(CLI::App& app, Context&) {
   struct Options {
     std::string job;
     std::size_t limit = 0;
+    bool all = false;
   };
   auto opts = std::make_shared<Options>();
   app.add_option("id", opts->job, "only this job's transitions");
   app.add_option("--limit", opts->limit, "only the last N entries");
+  app.add_flag("--all", opts->all, "include lease renewals (hidden by default)");
   return [opts](Context& ctx) -> Result<void> {
     auto fleet = ctx.fleet();
     if (!fleet) return fleet.error();
@@ -25,6 +27,9 @@ Runner define_log(CLI::App& app, Context&) {
     if (!opts->job.empty()) job = opts->job;
     auto entries = (*fleet)->log(job, ctx.globals.product);
     if (!entries) return entries.error();
+    if (!opts->all) {
+      std::erase_if(*entries, [](const core::AuditEntry& e) { return e.op == "renew"; });
+    }
     if (opts->limit && entries->size() > opts->limit) entries->resize(opts->limit);
     std::reverse(entries->begin(), entries->end());
     if (ctx.globals.json) {

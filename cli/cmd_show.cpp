@@ -39,6 +39,10 @@ Runner define_show(CLI::App& app, Context&) {
       nlohmann::json doc = core::job_to_json(job);
       doc["body"] = detail->body;
       doc["profileSnapshot"] = detail->profile ? core::profile_to_json(*detail->profile) : nlohmann::json(nullptr);
+      doc["lease"] = detail->lease ? core::lease_to_json(*detail->lease) : nlohmann::json(nullptr);
+      nlohmann::json runs = nlohmann::json::array();
+      for (const auto& run : detail->runs) runs.push_back(core::run_to_json(run));
+      doc["runs"] = std::move(runs);
       print_json(doc);
       return {};
     }
@@ -62,7 +66,26 @@ Runner define_show(CLI::App& app, Context&) {
         {"created:", core::format_time(job.created_at)},
         {"updated:", core::format_time(job.updated_at)},
     };
+    if (!job.reason.empty()) rows.push_back({"reason:", job.reason});
+    if (job.spent_usd > 0 || job.spent_tokens > 0) {
+      rows.push_back({"spent:", budget_text(core::Budget{job.spent_usd, std::nullopt, job.spent_tokens})});
+    }
+    if (detail->lease) {
+      rows.push_back({"lease:", detail->lease->holder + " until " + core::format_time(detail->lease->expires_at)});
+    }
     print_table(rows);
+    if (!detail->runs.empty()) {
+      std::printf("\nruns:\n");
+      std::vector<std::vector<std::string>> runs = {{"  EPOCH", "FACTORY", "CLAIMED", "RESULT", "COST", "TOKENS", "SUMMARY"}};
+      for (const auto& run : detail->runs) {
+        std::string result = run.result.empty() ? "running" : run.result;
+        if (!run.reason.empty()) result += " (" + run.reason + ")";
+        runs.push_back({"  " + std::to_string(run.epoch), run.factory, core::format_time(run.claimed_at), result,
+                        budget_text(core::Budget{run.cost_usd, std::nullopt, std::nullopt}),
+                        std::to_string(run.tokens), run.summary});
+      }
+      print_table(runs);
+    }
     std::printf("\n%s", detail->body.c_str());
     if (!detail->body.empty() && detail->body.back() != '\n') std::printf("\n");
     return {};

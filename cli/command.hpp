@@ -83,6 +83,18 @@ Runner define_submit(CLI::App& app, Context& ctx);
 Runner define_list(CLI::App& app, Context& ctx);
 Runner define_show(CLI::App& app, Context& ctx);
 Runner define_log(CLI::App& app, Context& ctx);
+Runner define_claim(CLI::App& app, Context& ctx);
+Runner define_renew(CLI::App& app, Context& ctx);
+Runner define_start(CLI::App& app, Context& ctx);
+Runner define_checkpoint(CLI::App& app, Context& ctx);
+Runner define_report(CLI::App& app, Context& ctx);
+Runner define_release(CLI::App& app, Context& ctx);
+Runner define_approve(CLI::App& app, Context& ctx);
+Runner define_reject(CLI::App& app, Context& ctx);
+Runner define_requeue(CLI::App& app, Context& ctx);
+Runner define_ship(CLI::App& app, Context& ctx);
+Runner define_reap(CLI::App& app, Context& ctx);
+Runner define_events(CLI::App& app, Context& ctx);
 Runner define_profile(CLI::App& app, Context& ctx);
 Runner define_completion(CLI::App& app, Context& ctx);
 

@@ -13,6 +13,7 @@
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/job.hpp"
+#include "core/lifecycle.hpp"
 #include "core/manifest.hpp"
 #include "core/profile.hpp"
 #include "core/queries.hpp"
@@ -34,6 +35,27 @@ struct JobDetail {
   Job job;
   std::string body;
   std::optional<Profile> profile;  // the snapshot the job was submitted with
+  std::optional<Lease> lease;
+  std::vector<Run> runs;           // one per attempt, oldest first
+};
+
+struct ClaimInput {
+  std::string product;
+  std::string factory;
+  std::vector<std::string> capabilities;
+  std::int64_t ttl_seconds = k_default_ttl_seconds;
+  std::int64_t wait_seconds = 0;  // keep trying this long while nothing fits
+};
+
+struct Claimed {
+  Job job;
+  Lease lease;
+};
+
+struct Reaped {
+  Job job;              // after the reap: queued or dead_letter
+  std::string factory;  // whose lease expired
+  std::int64_t epoch = 0;
 };
 
 // One transition as recorded in the state ref's history.
@@ -57,6 +79,21 @@ class Fleet {
   // Newest first; only the job's entries when `job` is set, only the
   // product's (and store-wide ones) otherwise.
   virtual Result<std::vector<AuditEntry>> log(const std::optional<std::string>& job, const std::string& product) = 0;
+
+  // Reaps expired leases first, then claims (see core::claim); waits up to
+  // wait_seconds for a fitting job before failing with nothing_to_claim.
+  virtual Result<Claimed> claim(const ClaimInput& input) = 0;
+  // Fenced worker mutations (see core/lifecycle.hpp); `call.actor` is filled in.
+  virtual Result<Lease> renew(WorkerCall call, std::int64_t ttl_seconds) = 0;
+  virtual Result<Job> start(WorkerCall call) = 0;
+  virtual Result<Job> checkpoint(WorkerCall call, const std::string& ref) = 0;
+  virtual Result<Job> report(WorkerCall call, const ReportInput& input) = 0;
+  virtual Result<Job> release(WorkerCall call) = 0;
+  virtual Result<Job> act(OperatorAction action, const std::string& id, const std::string& product) = 0;
+  // Requeues (or dead-letters) every job whose lease has expired.
+  virtual Result<std::vector<Reaped>> reap() = 0;
+  virtual Result<std::vector<Event>> events(const std::string& id, const std::string& product,
+                                            std::int64_t after) = 0;
 };
 
 }  // namespace gigafab::core

@@ -84,6 +84,10 @@ std::string job_to_toml(const Job& job) {
   t.insert("attempts", job.attempts);
   t.insert("max_attempts", job.max_attempts);
   t.insert("checkpoint", job.checkpoint);
+  t.insert("reason", job.reason);
+  t.insert("event_seq", job.event_seq);
+  t.insert("spent_usd", job.spent_usd);
+  t.insert("spent_tokens", job.spent_tokens);
   t.insert("created_at", format_time(job.created_at));
   t.insert("updated_at", format_time(job.updated_at));
   toml::table budget;
@@ -134,6 +138,10 @@ Result<Job> job_from_toml(std::string_view text, std::string_view origin) {
   job.attempts = num("attempts");
   job.max_attempts = num("max_attempts");
   job.checkpoint = str("checkpoint");
+  job.reason = str("reason");
+  job.event_seq = num("event_seq");
+  job.spent_usd = t["spent_usd"].value_or(0.0);
+  job.spent_tokens = num("spent_tokens");
   auto created = parse_time(str("created_at"));
   auto updated = parse_time(str("updated_at"));
   if (!created || !updated) return corrupt("bad created_at/updated_at");

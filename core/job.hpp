@@ -61,6 +61,10 @@ struct Job {
   std::int64_t attempts = 0;
   std::int64_t max_attempts = 3;
   std::string checkpoint;  // last pushed work-in-progress ref, kept across requeues
+  std::string reason;      // why the job is failed / dead_letter ("budget_exceeded", ...)
+  std::int64_t event_seq = 0;  // sequence number of the job's last event
+  double spent_usd = 0;        // reported cost, summed over runs
+  std::int64_t spent_tokens = 0;
   Millis created_at = 0;
   Millis updated_at = 0;
 

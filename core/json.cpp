@@ -42,6 +42,10 @@ nlohmann::json job_to_json(const Job& job) {
       {"idempotencyKey", or_null(job.idempotency_key)},
       {"review", job.review},
       {"checkpoint", or_null(job.checkpoint)},
+      {"reason", or_null(job.reason)},
+      {"eventSeq", job.event_seq},
+      {"spentUsd", job.spent_usd},
+      {"spentTokens", job.spent_tokens},
       {"repo", {{"url", or_null(job.repo.url)}, {"base", or_null(job.repo.base)}}},
   };
 }
@@ -57,6 +61,29 @@ nlohmann::json profile_to_json(const Profile& profile) {
       {"budget", budget_to_json(profile.budget)},
       {"persona", profile.persona},
   };
+}
+
+nlohmann::json lease_to_json(const Lease& lease) {
+  return {{"holder", lease.holder},
+          {"epoch", lease.epoch},
+          {"acquiredAt", format_time(lease.acquired_at)},
+          {"renewedAt", format_time(lease.renewed_at)},
+          {"expiresAt", format_time(lease.expires_at)}};
+}
+
+nlohmann::json run_to_json(const Run& run) {
+  auto time_or_null = [](Millis t) { return t ? nlohmann::json(format_time(t)) : nlohmann::json(nullptr); };
+  return {{"epoch", run.epoch},
+          {"factory", run.factory},
+          {"claimedAt", time_or_null(run.claimed_at)},
+          {"startedAt", time_or_null(run.started_at)},
+          {"endedAt", time_or_null(run.ended_at)},
+          {"result", or_null(run.result)},
+          {"reason", or_null(run.reason)},
+          {"costUsd", run.cost_usd},
+          {"tokens", run.tokens},
+          {"summary", run.summary},
+          {"checkpoint", or_null(run.checkpoint)}};
 }
 
 }  // namespace gigafab::core

@@ -6,10 +6,13 @@
 
 #include "core/job.hpp"
 #include "core/profile.hpp"
+#include "core/records.hpp"
 
 namespace gigafab::core {
 
 nlohmann::json job_to_json(const Job& job);
 nlohmann::json profile_to_json(const Profile& profile);
+nlohmann::json lease_to_json(const Lease& lease);
+nlohmann::json run_to_json(const Run& run);
 
 }  // namespace gigafab::core

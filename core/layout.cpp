@@ -12,6 +12,28 @@ std::string job_dir(std::string_view id) { return "jobs/" + job_shard(id) + "/" 
 std::string job_doc(std::string_view id) { return job_dir(id) + "/job.toml"; }
 std::string job_body(std::string_view id) { return job_dir(id) + "/body.md"; }
 
+std::string job_lease(std::string_view id) { return job_dir(id) + "/lease.toml"; }
+std::string job_runs_dir(std::string_view id) { return job_dir(id) + "/runs"; }
+std::string job_events_dir(std::string_view id) { return job_dir(id) + "/events"; }
+
+std::string job_run(std::string_view id, std::int64_t epoch) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "/%06lld.toml", static_cast<long long>(epoch));
+  return job_runs_dir(id) + buf;
+}
+
+std::string job_event(std::string_view id, std::int64_t seq) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "/%08lld.json", static_cast<long long>(seq));
+  return job_events_dir(id) + buf;
+}
+
+std::string lease_entry_name(Millis expires_at, std::string_view id) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%013lld-", static_cast<long long>(expires_at));
+  return buf + std::string(id);
+}
+
 std::string profile_doc(std::string_view name, std::int64_t version) {
   return "profiles/" + std::string(name) + "/" + std::to_string(version) + ".md";
 }

@@ -7,6 +7,7 @@
 //   profiles/<name>/<version>.md                     immutable persona snapshots
 //   index/queued/<product>/<rank>-<created>-<id>     claimable jobs, best first
 //   index/dependents/<shard>/<dep>/<id>              jobs waiting on <dep>
+//   index/leases/<expires>-<id>                      live leases, soonest expiry first
 //   index/idem/<product>/<sha256(key)>               idempotency key -> job id
 //
 // <shard> is the two characters after "j-", so a write rewrites one small tree
@@ -29,6 +30,14 @@ std::string job_shard(std::string_view id);
 std::string job_dir(std::string_view id);
 std::string job_doc(std::string_view id);
 std::string job_body(std::string_view id);
+std::string job_lease(std::string_view id);
+std::string job_runs_dir(std::string_view id);
+std::string job_run(std::string_view id, std::int64_t epoch);
+std::string job_events_dir(std::string_view id);
+std::string job_event(std::string_view id, std::int64_t seq);
+inline constexpr std::string_view k_lease_index = "index/leases";
+// "<expires_at, 13 digits>-<id>": sorts soonest-expiring first.
+std::string lease_entry_name(Millis expires_at, std::string_view id);
 std::string profile_doc(std::string_view name, std::int64_t version);
 std::string queued_dir(std::string_view product);
 // Sorts bytewise best-first: higher priority, then older, then id.

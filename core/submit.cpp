@@ -6,6 +6,7 @@
 #include "core/ids.hpp"
 #include "core/layout.hpp"
 #include "core/queries.hpp"
+#include "core/records.hpp"
 
 namespace gigafab::core {
 
@@ -59,6 +60,7 @@ Result<SubmitResult> submit(const Snapshot& snap, const SubmitRequest& request, 
   }
 
   bool blocked = false;
+  std::vector<std::string> unmet;
   for (const auto& dep : m.deps) {
     if (auto ok = validate_job_id(dep); !ok) return ok.error();
     auto dep_job = load_job(snap, dep, request.product);
@@ -68,7 +70,10 @@ Result<SubmitResult> submit(const Snapshot& snap, const SubmitRequest& request, 
       }
       return dep_job.error();
     }
-    if (dep_job->stage != Stage::shipped) blocked = true;
+    if (dep_job->stage != Stage::shipped) {
+      blocked = true;
+      unmet.push_back(dep);
+    }
   }
 
   Job job;
@@ -116,10 +121,21 @@ Result<SubmitResult> submit(const Snapshot& snap, const SubmitRequest& request, 
   }
 
   result.job_id = job.id;
+  Event submitted;
+  submitted.seq = job.event_seq = 1;
+  submitted.at = now;
+  submitted.type = "submit";
+  submitted.to = stage_name(job.stage);
+  submitted.actor = request.actor;
+  if (blocked) {
+    submitted.detail = "waiting for";
+    for (const auto& dep : unmet) submitted.detail += " " + dep;
+  }
+  result.change.put(layout::job_event(job.id, 1), event_to_json_text(submitted));
   result.change.put(layout::job_doc(job.id), job_to_toml(job));
   result.change.put(layout::job_body(job.id), m.body);
   if (blocked) {
-    for (const auto& dep : m.deps) result.change.put(layout::dependents_dir(dep) + "/" + job.id, "");
+    for (const auto& dep : unmet) result.change.put(layout::dependents_dir(dep) + "/" + job.id, "");
   } else {
     result.change.put(layout::queued_entry(job), layout::queued_entry_document(job));
   }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "core/ids.hpp"
 #include "core/layout.hpp"
@@ -102,7 +103,13 @@ Result<core::JobDetail> LocalFleet::show(const std::string& id, const std::strin
   if (!job) return job.error();
   auto body = core::load_body(**snap, id);
   if (!body) return body.error();
-  core::JobDetail detail{std::move(*job), std::move(*body), std::nullopt};
+  core::JobDetail detail{std::move(*job), std::move(*body), std::nullopt, std::nullopt, {}};
+  auto lease = core::find_lease(**snap, id);
+  if (!lease) return lease.error();
+  detail.lease = std::move(*lease);
+  auto runs = core::list_runs(**snap, id);
+  if (!runs) return runs.error();
+  detail.runs = std::move(*runs);
   if (!detail.job.profile.empty()) {
     std::string path = core::layout::profile_doc(detail.job.profile, detail.job.profile_version);
     auto text = (*snap)->read(path);
@@ -141,6 +148,100 @@ Result<std::vector<core::AuditEntry>> LocalFleet::log(const std::optional<std::s
     out.push_back(std::move(entry));
   }
   return out;
+}
+
+Result<core::Transition> LocalFleet::apply(const TransitionOp& op) {
+  core::Transition outcome;
+  auto committed = m_store.transact(
+      [&](const core::Snapshot& snap) -> Result<core::Change> {
+        auto result = op(snap, core::now_millis());
+        if (!result) return result.error();
+        outcome = std::move(*result);
+        return outcome.change;
+      },
+      m_actor);
+  if (!committed) return committed.error();
+  return outcome;
+}
+
+Result<std::vector<core::Reaped>> LocalFleet::reap() {
+  std::vector<core::Reaped> reaped;
+  for (;;) {
+    auto t = apply([&](const core::Snapshot& snap, core::Millis now) { return core::reap_one(snap, m_actor, now); });
+    if (!t) return t.error();
+    if (t->change.empty()) return reaped;
+    if (t->job.id.empty()) continue;  // a repaired index entry
+    core::Reaped r{t->job, "", 0};
+    for (const auto& [key, value] : t->change.trailers) {
+      if (key == "Gigafab-Factory") r.factory = value;
+      if (key == "Gigafab-Epoch") r.epoch = std::stoll(value);
+    }
+    reaped.push_back(std::move(r));
+  }
+}
+
+Result<core::Claimed> LocalFleet::claim(const core::ClaimInput& input) {
+  core::ClaimRequest request{input.product, input.factory, input.capabilities, input.ttl_seconds, m_actor};
+  core::Millis deadline = core::now_millis() + input.wait_seconds * 1000;
+  for (;;) {
+    if (auto reaped = reap(); !reaped) return reaped.error();
+    auto t = apply([&](const core::Snapshot& snap, core::Millis now) { return core::claim(snap, request, now); });
+    if (t) return core::Claimed{std::move(t->job), std::move(*t->lease)};
+    if (t.error().code != ErrorCode::nothing_to_claim || core::now_millis() >= deadline) return t.error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+Result<core::Lease> LocalFleet::renew(core::WorkerCall call, std::int64_t ttl_seconds) {
+  call.actor = m_actor;
+  auto t = apply([&](const core::Snapshot& snap, core::Millis now) { return core::renew(snap, call, ttl_seconds, now); });
+  if (!t) return t.error();
+  return std::move(*t->lease);
+}
+
+Result<core::Job> LocalFleet::start(core::WorkerCall call) {
+  call.actor = m_actor;
+  auto t = apply([&](const core::Snapshot& snap, core::Millis now) { return core::start(snap, call, now); });
+  if (!t) return t.error();
+  return std::move(t->job);
+}
+
+Result<core::Job> LocalFleet::checkpoint(core::WorkerCall call, const std::string& ref) {
+  call.actor = m_actor;
+  auto t = apply([&](const core::Snapshot& snap, core::Millis now) { return core::checkpoint(snap, call, ref, now); });
+  if (!t) return t.error();
+  return std::move(t->job);
+}
+
+Result<core::Job> LocalFleet::report(core::WorkerCall call, const core::ReportInput& input) {
+  call.actor = m_actor;
+  auto t = apply([&](const core::Snapshot& snap, core::Millis now) { return core::report(snap, call, input, now); });
+  if (!t) return t.error();
+  return std::move(t->job);
+}
+
+Result<core::Job> LocalFleet::release(core::WorkerCall call) {
+  call.actor = m_actor;
+  auto t = apply([&](const core::Snapshot& snap, core::Millis now) { return core::release(snap, call, now); });
+  if (!t) return t.error();
+  return std::move(t->job);
+}
+
+Result<core::Job> LocalFleet::act(core::OperatorAction action, const std::string& id, const std::string& product) {
+  auto t = apply([&](const core::Snapshot& snap, core::Millis now) {
+    return core::act(snap, action, id, product, m_actor, now);
+  });
+  if (!t) return t.error();
+  return std::move(t->job);
+}
+
+Result<std::vector<core::Event>> LocalFleet::events(const std::string& id, const std::string& product,
+                                                    std::int64_t after) {
+  if (auto ok = core::validate_job_id(id); !ok) return ok.error();
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  if (auto job = core::load_job(**snap, id, product); !job) return job.error();
+  return core::list_events(**snap, id, after);
 }
 
 }  // namespace gigafab::gitstore

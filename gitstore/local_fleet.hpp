@@ -27,9 +27,25 @@ class LocalFleet final : public core::Fleet {
   Result<std::vector<core::AuditEntry>> log(const std::optional<std::string>& job,
                                             const std::string& product) override;
 
+  Result<core::Claimed> claim(const core::ClaimInput& input) override;
+  Result<core::Lease> renew(core::WorkerCall call, std::int64_t ttl_seconds) override;
+  Result<core::Job> start(core::WorkerCall call) override;
+  Result<core::Job> checkpoint(core::WorkerCall call, const std::string& ref) override;
+  Result<core::Job> report(core::WorkerCall call, const core::ReportInput& input) override;
+  Result<core::Job> release(core::WorkerCall call) override;
+  Result<core::Job> act(core::OperatorAction action, const std::string& id, const std::string& product) override;
+  Result<std::vector<core::Reaped>> reap() override;
+  Result<std::vector<core::Event>> events(const std::string& id, const std::string& product,
+                                          std::int64_t after) override;
+
   Store& store() { return m_store; }
 
  private:
+  using TransitionOp = std::function<Result<core::Transition>(const core::Snapshot&, core::Millis now)>;
+  // Commits what `op` returns (re-run on the new tip when the CAS loses) and
+  // returns the winning transition.
+  Result<core::Transition> apply(const TransitionOp& op);
+
   Result<const core::Catalog*> catalog();
 
   Store m_store;

@@ -177,6 +177,8 @@ class WriterLock {
     std::string path = store_path + "/gigafab.lock";
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return make_error(ErrorCode::error, "cannot open " + path + ": " + std::strerror(errno));
+    // Blocking: the kernel queues waiters and wakes one when the holder closes
+    // the file or dies, so a crashed writer can never leave the store locked.
     while (::flock(fd, LOCK_EX) < 0) {
       if (errno != EINTR) {
         int err = errno;
@@ -400,8 +402,10 @@ Result<std::string> Store::transact(const Operation& op, const std::string& acto
   auto lock = WriterLock::acquire(m_impl->path);
   if (!lock) return lock.error();
   std::minstd_rand jitter(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(core::now_millis()));
-  constexpr int k_max_attempts = 64;
-  for (int attempt = 0; attempt < k_max_attempts; ++attempt) {
+  constexpr int k_max_cas_losses = 64;
+  const core::Millis lock_deadline = core::now_millis() + 10'000;
+  int cas_losses = 0;
+  for (;;) {
     auto tip = m_impl->tip();
     if (!tip) return tip.error();
     git_oid parent = **tip;
@@ -419,15 +423,27 @@ Result<std::string> Store::transact(const Operation& op, const std::string& acto
     int rc = git_reference_create_matching(ref.out(), m_impl->repo, k_state_ref, &*commit, 1, &parent,
                                            reflog.c_str());
     if (rc == 0) return oid_hex(*commit);
-    if (rc == GIT_ELOCKED && m_impl->recover_stale_ref_lock()) continue;
-    if (rc != GIT_EMODIFIED && rc != GIT_ELOCKED) return git_failure("cannot update " + std::string(k_state_ref));
+    if (rc == GIT_ELOCKED) {
+      // Someone outside our writer lock holds the ref lock (a git process), or
+      // a killed writer left it behind: wait for it, and remove it once stale.
+      if (m_impl->recover_stale_ref_lock()) continue;
+      if (core::now_millis() > lock_deadline) {
+        return make_error(ErrorCode::error, "cannot update " + std::string(k_state_ref) + ": " + m_impl->path +
+                                                "/" + k_state_ref + ".lock is held by another process");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    if (rc != GIT_EMODIFIED) return git_failure("cannot update " + std::string(k_state_ref));
     // Lost the race to a writer outside our lock (another host, a push): back
     // off with jitter and re-run the operation on the new tip.
-    int ceiling = std::min(50, 1 << std::min(attempt, 5));
+    if (++cas_losses >= k_max_cas_losses) {
+      return make_error(ErrorCode::conflict, "gave up after " + std::to_string(k_max_cas_losses) +
+                                                 " attempts: the state ref kept moving");
+    }
+    int ceiling = std::min(50, 1 << std::min(cas_losses, 5));
     std::this_thread::sleep_for(std::chrono::milliseconds(1 + static_cast<int>(jitter() % ceiling)));
   }
-  return make_error(ErrorCode::conflict, "gave up after " + std::to_string(k_max_attempts) +
-                                             " attempts: the state ref kept moving");
 }
 
 Result<std::vector<CommitInfo>> Store::history(std::size_t limit) const {

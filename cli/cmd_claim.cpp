@@ -1,0 +1,37 @@
+// gigafab claim --factory F [--caps a,b] [--ttl SECONDS] [--wait SECONDS]
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+#include "core/json.hpp"
+
+namespace gigafab::cli {
+
+Runner define_claim(CLI::App& app, Context&) {
+  auto input = std::make_shared<core::ClaimInput>();
+  app.add_option("--factory", input->factory, "the claiming factory")->required()->envname("GIGAFAB_FACTORY");
+  app.add_option("--caps", input->capabilities, "capabilities the factory offers (comma-separated)")->delimiter(',');
+  app.add_option("--ttl", input->ttl_seconds, "lease length in seconds (default 300)");
+  app.add_option("--wait", input->wait_seconds, "wait up to this many seconds for a job (default 0)");
+  return [input](Context& ctx) -> Result<void> {
+    if (input->wait_seconds < 0) return core::make_error(core::ErrorCode::usage, "--wait must not be negative");
+    input->product = ctx.globals.product;
+    auto fleet = ctx.fleet();
+    if (!fleet) return fleet.error();
+    auto claimed = (*fleet)->claim(*input);
+    if (!claimed) return claimed.error();
+    if (ctx.globals.json) {
+      print_json({{"id", claimed->job.id},
+                  {"epoch", claimed->lease.epoch},
+                  {"factory", claimed->lease.holder},
+                  {"expiresAt", core::format_time(claimed->lease.expires_at)},
+                  {"job", core::job_to_json(claimed->job)}});
+    } else {
+      std::printf("%s %lld\n", claimed->job.id.c_str(), static_cast<long long>(claimed->lease.epoch));
+    }
+    return {};
+  };
+}
+
+}  // namespace gigafab::cli

@@ -1,0 +1,530 @@
+#include "core/lifecycle.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "core/ids.hpp"
+#include "core/layout.hpp"
+#include "core/queries.hpp"
+#include "core/toml_schema.hpp"
+
+namespace gigafab::core {
+
+namespace {
+
+// Accumulates one operation's writes to one job: the job document (rev and
+// updated_at bumped once), its events, its lease and the indexes.
+class JobWrite {
+ public:
+  JobWrite(Transition& t, Millis now, std::string actor) : m_t(t), m_now(now), m_actor(std::move(actor)) {}
+
+  Job& job() { return m_t.job; }
+
+  void leave_queue() { m_t.change.remove(layout::queued_entry(m_t.job)); }
+  void enter_queue() { m_t.change.put(layout::queued_entry(m_t.job), layout::queued_entry_document(m_t.job)); }
+
+  void put_lease(const Lease& lease, const std::optional<Lease>& old) {
+    const std::string& id = m_t.job.id;
+    if (old) m_t.change.remove(std::string(layout::k_lease_index) + "/" + layout::lease_entry_name(old->expires_at, id));
+    m_t.change.put(std::string(layout::k_lease_index) + "/" + layout::lease_entry_name(lease.expires_at, id),
+                   lease.holder + " " + std::to_string(lease.epoch) + "\n");
+    m_t.change.put(layout::job_lease(id), lease_to_toml(lease));
+    m_t.lease = lease;
+  }
+
+  void drop_lease(const Lease& old) {
+    const std::string& id = m_t.job.id;
+    m_t.change.remove(std::string(layout::k_lease_index) + "/" + layout::lease_entry_name(old.expires_at, id));
+    m_t.change.remove(layout::job_lease(id));
+    m_t.lease.reset();
+  }
+
+  void put_run(const Run& run) { m_t.change.put(layout::job_run(m_t.job.id, run.epoch), run_to_toml(run)); }
+
+  // Moves the job to `to`, recording an event of `type`.
+  void move(Stage to, const std::string& type, const std::string& factory, const std::string& detail) {
+    Event e;
+    e.from = stage_name(m_t.job.stage);
+    e.to = stage_name(to);
+    m_t.job.stage = to;
+    e.seq = ++m_t.job.event_seq;
+    e.at = m_now;
+    e.type = type;
+    e.actor = m_actor;
+    e.factory = factory;
+    e.epoch = m_t.job.lease_epoch;
+    e.detail = detail;
+    m_t.change.put(layout::job_event(m_t.job.id, e.seq), event_to_json_text(e));
+    m_dirty = true;
+  }
+
+  void touch() { m_dirty = true; }
+
+  // Writes job.toml (if changed) and the commit message.
+  void finish(const std::string& op, const std::string& summary, const std::string& factory = "",
+              std::optional<std::int64_t> epoch = std::nullopt) {
+    Job& job = m_t.job;
+    if (m_dirty) {
+      job.rev += 1;
+      job.updated_at = m_now;
+      m_t.change.put(layout::job_doc(job.id), job_to_toml(job));
+    }
+    m_t.change.summary = op + " " + job.id + ": " + summary;
+    m_t.change.trailers.push_back({"Gigafab-Op", op});
+    m_t.change.trailers.push_back({"Gigafab-Job", job.id});
+    m_t.change.trailers.push_back({"Gigafab-Product", job.product});
+    if (!factory.empty()) m_t.change.trailers.push_back({"Gigafab-Factory", factory});
+    if (epoch) m_t.change.trailers.push_back({"Gigafab-Epoch", std::to_string(*epoch)});
+    m_t.change.trailers.push_back({"Gigafab-Stage", stage_name(job.stage)});
+    m_t.change.trailers.push_back({"Gigafab-Actor", m_actor});
+  }
+
+ private:
+  Transition& m_t;
+  Millis m_now;
+  std::string m_actor;
+  bool m_dirty = false;
+};
+
+std::string stages_text(std::initializer_list<Stage> stages) {
+  std::string out;
+  std::size_t i = 0;
+  for (Stage s : stages) {
+    if (i++) out += i == stages.size() ? " or " : ", ";
+    out += stage_name(s);
+  }
+  return out;
+}
+
+Error illegal(const Job& job, std::string_view op, std::initializer_list<Stage> allowed) {
+  return make_error(ErrorCode::conflict, "cannot " + std::string(op) + " job " + job.id + ": it is " +
+                                             stage_name(job.stage) + " (" + std::string(op) + " needs " +
+                                             stages_text(allowed) + ")");
+}
+
+Result<Run> load_run(const Snapshot& snap, const Job& job, std::int64_t epoch) {
+  std::string path = layout::job_run(job.id, epoch);
+  auto text = snap.read(path);
+  if (!text) return text.error();
+  if (!*text) return Run{epoch, "", 0, 0, 0, "", "", 0, 0, "", ""};
+  return run_from_toml(**text, path);
+}
+
+struct Held {
+  Job job;
+  Lease lease;
+};
+
+// The fencing check shared by every worker mutation.
+Result<Held> check_worker(const Snapshot& snap, const WorkerCall& call, std::string_view op,
+                          std::initializer_list<Stage> allowed, Millis now) {
+  if (auto ok = validate_job_id(call.job_id); !ok) return ok.error();
+  if (auto ok = validate_name("factory", call.factory); !ok) return ok.error();
+  if (call.epoch < 1) return make_error(ErrorCode::usage, "--epoch must be a positive integer");
+  auto job = load_job(snap, call.job_id, call.product);
+  if (!job) return job.error();
+  if (call.epoch < job->lease_epoch) {
+    return make_error(ErrorCode::fenced, "job " + job->id + " is fenced (epoch " + std::to_string(call.epoch) +
+                                             " < " + std::to_string(job->lease_epoch) + ")");
+  }
+  if (call.epoch > job->lease_epoch) {
+    return make_error(ErrorCode::fenced, "job " + job->id + " is fenced (epoch " + std::to_string(call.epoch) +
+                                             " was never granted; the current epoch is " +
+                                             std::to_string(job->lease_epoch) + ")");
+  }
+  if (std::find(allowed.begin(), allowed.end(), job->stage) == allowed.end()) return illegal(*job, op, allowed);
+  auto lease = find_lease(snap, job->id);
+  if (!lease) return lease.error();
+  if (!*lease) return make_error(ErrorCode::fenced, "job " + job->id + " holds no lease");
+  if ((*lease)->holder != call.factory) {
+    return make_error(ErrorCode::fenced,
+                      "job " + job->id + " is leased to " + (*lease)->holder + ", not " + call.factory);
+  }
+  if ((*lease)->expires_at <= now) {
+    return make_error(ErrorCode::fenced, "job " + job->id + "'s lease expired at " +
+                                             format_time((*lease)->expires_at) + " (renew before it expires)");
+  }
+  return Held{std::move(*job), std::move(**lease)};
+}
+
+Result<std::int64_t> check_ttl(std::int64_t ttl) {
+  if (ttl < 1 || ttl > k_max_ttl_seconds) {
+    return make_error(ErrorCode::usage, "--ttl must be between 1 and " + std::to_string(k_max_ttl_seconds) +
+                                            " seconds, not " + std::to_string(ttl));
+  }
+  return ttl;
+}
+
+bool offers(const std::vector<std::string>& factory_caps, const std::vector<std::string>& required) {
+  return std::all_of(required.begin(), required.end(), [&](const std::string& cap) {
+    return std::find(factory_caps.begin(), factory_caps.end(), cap) != factory_caps.end();
+  });
+}
+
+// Moves jobs blocked on `shipped_id` whose deps have now all shipped to the queue.
+Result<void> unblock_dependents(const Snapshot& snap, Transition& t, const std::string& shipped_id,
+                                const std::string& actor, Millis now) {
+  std::string dir = layout::dependents_dir(shipped_id);
+  auto waiting = snap.list(dir);
+  if (!waiting) return waiting.error();
+  for (const auto& id : *waiting) {
+    t.change.remove(dir + "/" + id);
+    auto dependent = find_job(snap, id);
+    if (!dependent) return dependent.error();
+    if (!*dependent || (*dependent)->stage != Stage::blocked) continue;
+    bool ready = true;
+    for (const auto& dep : (*dependent)->deps) {
+      if (dep == shipped_id) continue;
+      auto dep_job = find_job(snap, dep);
+      if (!dep_job) return dep_job.error();
+      if (!*dep_job || (*dep_job)->stage != Stage::shipped) ready = false;
+    }
+    if (!ready) continue;
+    Transition sub{{}, std::move(**dependent), std::nullopt};
+    JobWrite w(sub, now, actor);
+    w.move(Stage::queued, "unblock", "", "deps satisfied (" + shipped_id + " shipped)");
+    w.enter_queue();
+    w.finish("unblock", "");
+    for (auto& [path, content] : sub.change.writes) t.change.writes[path] = std::move(content);
+  }
+  return {};
+}
+
+}  // namespace
+
+const char* operator_action_name(OperatorAction action) {
+  switch (action) {
+    case OperatorAction::approve: return "approve";
+    case OperatorAction::reject: return "reject";
+    case OperatorAction::ship: return "ship";
+    case OperatorAction::requeue: return "requeue";
+  }
+  return "?";
+}
+
+Result<void> validate_ref(std::string_view ref) {
+  auto bad = [&](const char* why) {
+    return make_error(ErrorCode::usage, "invalid ref '" + escape_for_message(ref) + "': " + why);
+  };
+  if (ref.empty()) return bad("empty");
+  if (ref.size() > 255) return bad("longer than 255 characters");
+  if (ref.front() == '/' || ref.front() == '-' || ref.back() == '/' || ref.back() == '.') {
+    return bad("must not start with '/' or '-' or end with '/' or '.'");
+  }
+  if (ref.find("..") != std::string_view::npos || ref.find("//") != std::string_view::npos ||
+      ref.find("@{") != std::string_view::npos || ref.ends_with(".lock")) {
+    return bad("not a valid git ref name");
+  }
+  for (char c : ref) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+              c == '.' || c == '_' || c == '-' || c == '+' || c == '=' || c == '@';
+    if (!ok) return bad("only letters, digits and / . _ - + = @ are allowed");
+  }
+  return {};
+}
+
+Result<std::optional<Lease>> find_lease(const Snapshot& snap, const std::string& job_id) {
+  std::string path = layout::job_lease(job_id);
+  auto text = snap.read(path);
+  if (!text) return text.error();
+  if (!*text) return std::optional<Lease>{};
+  auto lease = lease_from_toml(**text, path);
+  if (!lease) return lease.error();
+  return std::optional<Lease>{std::move(*lease)};
+}
+
+Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Millis now) {
+  if (auto ok = validate_name("product", request.product); !ok) return ok.error();
+  if (auto ok = validate_name("factory", request.factory); !ok) return ok.error();
+  for (const auto& cap : request.capabilities) {
+    if (auto ok = validate_name("capability", cap); !ok) return ok.error();
+  }
+  if (auto ttl = check_ttl(request.ttl_seconds); !ttl) return ttl.error();
+
+  std::string dir = layout::queued_dir(request.product);
+  auto entries = snap.list(dir);
+  if (!entries) return entries.error();
+  std::optional<std::string> chosen;
+  for (const auto& name : *entries) {  // best first, by construction of the names
+    std::string path = dir + "/" + name;
+    auto text = snap.read(path);
+    if (!text) return text.error();
+    if (!*text) continue;
+    auto doc = parse_toml(**text, path);
+    if (!doc) return make_error(ErrorCode::error, "corrupt queue entry " + path + ": " + doc.error().message);
+    std::vector<std::string> required;
+    if (const toml::array* caps = (*doc)["capabilities"].as_array()) {
+      for (const auto& cap : *caps) required.push_back(cap.value_or(std::string{}));
+    }
+    if (offers(request.capabilities, required)) {
+      chosen = (*doc)["id"].value_or(std::string{});
+      break;
+    }
+  }
+  if (!chosen) {
+    std::string why = entries->empty() ? "the queue of product " + request.product + " is empty"
+                                       : std::to_string(entries->size()) + " queued, none within capabilities [";
+    if (!entries->empty()) {
+      for (std::size_t i = 0; i < request.capabilities.size(); ++i) why += (i ? "," : "") + request.capabilities[i];
+      why += "]";
+    }
+    return make_error(ErrorCode::nothing_to_claim, "nothing to claim for " + request.factory + ": " + why);
+  }
+
+  auto job = load_job(snap, *chosen, request.product);
+  if (!job) return job.error();
+  if (job->stage != Stage::queued) {
+    return make_error(ErrorCode::error, "corrupt store: job " + job->id + " is indexed as queued but is " +
+                                            stage_name(job->stage));
+  }
+  Transition t{{}, std::move(*job), std::nullopt};
+  JobWrite w(t, now, request.actor);
+  w.leave_queue();
+  Job& j = w.job();
+  j.lease_epoch = std::max<std::int64_t>(1, j.lease_epoch);
+  j.attempts += 1;
+  j.reason.clear();
+  Lease lease{request.factory, j.lease_epoch, now, now, now + request.ttl_seconds * 1000};
+  w.put_lease(lease, std::nullopt);
+  Run run;
+  run.epoch = j.lease_epoch;
+  run.factory = request.factory;
+  run.claimed_at = now;
+  run.checkpoint = j.checkpoint;
+  w.put_run(run);
+  w.move(Stage::assigned, "claim", request.factory,
+         "attempt " + std::to_string(j.attempts) + " of " + std::to_string(j.max_attempts) +
+             (j.checkpoint.empty() ? "" : ", resume from " + j.checkpoint));
+  w.finish("claim", "assigned to " + request.factory, request.factory, j.lease_epoch);
+  return t;
+}
+
+Result<Transition> renew(const Snapshot& snap, const WorkerCall& call, std::int64_t ttl_seconds, Millis now) {
+  if (auto ttl = check_ttl(ttl_seconds); !ttl) return ttl.error();
+  auto held = check_worker(snap, call, "renew", {Stage::assigned, Stage::building}, now);
+  if (!held) return held.error();
+  Transition t{{}, std::move(held->job), std::nullopt};
+  JobWrite w(t, now, call.actor);
+  Lease lease = held->lease;
+  lease.renewed_at = now;
+  lease.expires_at = std::max(lease.expires_at, now + ttl_seconds * 1000);
+  w.put_lease(lease, held->lease);
+  w.finish("renew", "lease until " + format_time(lease.expires_at), call.factory, call.epoch);
+  return t;
+}
+
+Result<Transition> start(const Snapshot& snap, const WorkerCall& call, Millis now) {
+  auto held = check_worker(snap, call, "start", {Stage::assigned}, now);
+  if (!held) return held.error();
+  Transition t{{}, std::move(held->job), held->lease};
+  JobWrite w(t, now, call.actor);
+  auto run = load_run(snap, t.job, call.epoch);
+  if (!run) return run.error();
+  run->started_at = now;
+  w.put_run(*run);
+  w.move(Stage::building, "start", call.factory, "");
+  w.finish("start", "building on " + call.factory, call.factory, call.epoch);
+  return t;
+}
+
+Result<Transition> checkpoint(const Snapshot& snap, const WorkerCall& call, const std::string& ref, Millis now) {
+  if (auto ok = validate_ref(ref); !ok) return ok.error();
+  auto held = check_worker(snap, call, "checkpoint", {Stage::assigned, Stage::building}, now);
+  if (!held) return held.error();
+  Transition t{{}, std::move(held->job), held->lease};
+  JobWrite w(t, now, call.actor);
+  auto run = load_run(snap, t.job, call.epoch);
+  if (!run) return run.error();
+  run->checkpoint = ref;
+  w.put_run(*run);
+  t.job.checkpoint = ref;
+  w.move(t.job.stage, "checkpoint", call.factory, ref);
+  w.finish("checkpoint", ref, call.factory, call.epoch);
+  return t;
+}
+
+Result<Transition> report(const Snapshot& snap, const WorkerCall& call, const ReportInput& input, Millis now) {
+  if (input.cost_usd && *input.cost_usd < 0) return make_error(ErrorCode::usage, "--cost must not be negative");
+  if (input.tokens && *input.tokens < 0) return make_error(ErrorCode::usage, "--tokens must not be negative");
+  if (input.summary.size() > 16 * 1024) return make_error(ErrorCode::usage, "--summary is longer than 16 KiB");
+  auto held = check_worker(snap, call, "report", {Stage::building}, now);
+  if (!held) return held.error();
+  Transition t{{}, std::move(held->job), held->lease};
+  JobWrite w(t, now, call.actor);
+  Job& j = t.job;
+  auto run = load_run(snap, j, call.epoch);
+  if (!run) return run.error();
+  run->ended_at = now;
+  run->cost_usd = input.cost_usd.value_or(0);
+  run->tokens = input.tokens.value_or(0);
+  run->summary = input.summary;
+  j.spent_usd += run->cost_usd;
+  j.spent_tokens += run->tokens;
+  bool over_budget = (j.budget.usd && j.spent_usd > *j.budget.usd + 1e-9) ||
+                     (j.budget.tokens && j.spent_tokens > *j.budget.tokens);
+  Stage to;
+  std::string detail;
+  if (!input.pass || over_budget) {
+    to = Stage::failed;
+    run->result = "fail";
+    run->reason = over_budget ? "budget_exceeded" : "reported_fail";
+    j.reason = run->reason;
+    detail = "fail (" + run->reason + ")";
+  } else {
+    to = j.review ? Stage::review : Stage::testing;
+    run->result = "pass";
+    detail = "pass";
+  }
+  w.put_run(*run);
+  w.drop_lease(held->lease);
+  w.move(to, "report", call.factory, detail);
+  w.finish("report", detail + " -> " + stage_name(to), call.factory, call.epoch);
+  return t;
+}
+
+Result<Transition> release(const Snapshot& snap, const WorkerCall& call, Millis now) {
+  auto held = check_worker(snap, call, "release", {Stage::assigned, Stage::building}, now);
+  if (!held) return held.error();
+  Transition t{{}, std::move(held->job), std::nullopt};
+  JobWrite w(t, now, call.actor);
+  auto run = load_run(snap, t.job, call.epoch);
+  if (!run) return run.error();
+  run->ended_at = now;
+  run->result = "released";
+  w.put_run(*run);
+  w.drop_lease(held->lease);
+  t.job.lease_epoch += 1;
+  w.move(Stage::queued, "release", call.factory, t.job.checkpoint.empty() ? "" : "checkpoint " + t.job.checkpoint);
+  w.enter_queue();
+  w.finish("release", "back to the queue", call.factory, call.epoch);
+  return t;
+}
+
+Result<Transition> act(const Snapshot& snap, OperatorAction action, const std::string& job_id,
+                       const std::string& product, const std::string& actor, Millis now) {
+  if (auto ok = validate_job_id(job_id); !ok) return ok.error();
+  auto job = load_job(snap, job_id, product);
+  if (!job) return job.error();
+  const char* op = operator_action_name(action);
+  Transition t{{}, std::move(*job), std::nullopt};
+  JobWrite w(t, now, actor);
+  Job& j = t.job;
+  switch (action) {
+    case OperatorAction::approve:
+      if (j.stage != Stage::review) return illegal(j, op, {Stage::review});
+      w.move(Stage::testing, op, "", "");
+      break;
+    case OperatorAction::reject:
+      if (j.stage != Stage::review) return illegal(j, op, {Stage::review});
+      j.reason = "rejected";
+      w.move(Stage::failed, op, "", "rejected in review");
+      break;
+    case OperatorAction::ship:
+      if (j.stage != Stage::testing) return illegal(j, op, {Stage::testing});
+      w.move(Stage::shipped, op, "", "");
+      if (auto ok = unblock_dependents(snap, t, j.id, actor, now); !ok) return ok.error();
+      break;
+    case OperatorAction::requeue:
+      if (j.stage != Stage::failed) return illegal(j, op, {Stage::failed});
+      j.lease_epoch += 1;
+      if (j.attempts >= j.max_attempts) {
+        j.reason = "attempts_exhausted";
+        w.move(Stage::dead_letter, op,
+               "", "attempts exhausted (" + std::to_string(j.attempts) + " of " + std::to_string(j.max_attempts) + ")");
+      } else {
+        j.reason.clear();
+        w.move(Stage::queued, op, "", "");
+        w.enter_queue();
+      }
+      break;
+  }
+  w.finish(op, std::string("-> ") + stage_name(j.stage));
+  return t;
+}
+
+Result<Transition> reap_one(const Snapshot& snap, const std::string& actor, Millis now) {
+  auto entries = snap.list(layout::k_lease_index);
+  if (!entries) return entries.error();
+  for (const auto& name : *entries) {  // soonest expiry first
+    std::size_t dash = name.find('-');
+    if (dash == std::string::npos) continue;
+    Millis expires = std::stoll(name.substr(0, dash));
+    if (expires > now) break;
+    std::string id = name.substr(dash + 1);
+    auto job = find_job(snap, id);
+    if (!job) return job.error();
+    auto lease = find_lease(snap, id);
+    if (!lease) return lease.error();
+    // Conditional on what we read: the same lease, still expired, still held.
+    if (!*job || !*lease || (*lease)->expires_at > now ||
+        ((*job)->stage != Stage::assigned && (*job)->stage != Stage::building)) {
+      // An index entry without its lease cannot be produced by these
+      // operations; should one appear (a hand edit), drop it rather than let
+      // it stall the reaper.
+      Transition repair;
+      repair.change.remove(std::string(layout::k_lease_index) + "/" + name);
+      repair.change.summary = "reap: drop stale lease index entry " + name;
+      repair.change.trailers = {{"Gigafab-Op", "repair"}, {"Gigafab-Actor", actor}};
+      return repair;
+    }
+    Transition t{{}, std::move(**job), std::nullopt};
+    JobWrite w(t, now, actor);
+    Job& j = t.job;
+    auto run = load_run(snap, j, (*lease)->epoch);
+    if (!run) return run.error();
+    run->ended_at = now;
+    run->result = "expired";
+    w.put_run(*run);
+    w.drop_lease(**lease);
+    std::int64_t old_epoch = j.lease_epoch;
+    j.lease_epoch += 1;
+    std::string detail = "lease of " + (*lease)->holder + " expired at " + format_time((*lease)->expires_at);
+    if (j.attempts >= j.max_attempts) {
+      j.reason = "attempts_exhausted";
+      w.move(Stage::dead_letter, "reap", (*lease)->holder, detail + "; attempts exhausted");
+    } else {
+      w.move(Stage::queued, "reap", (*lease)->holder, detail);
+      w.enter_queue();
+    }
+    w.finish("reap", std::string("-> ") + stage_name(j.stage) + " (" + detail + ")", (*lease)->holder, old_epoch);
+    return t;
+  }
+  return Transition{};
+}
+
+Result<std::vector<Event>> list_events(const Snapshot& snap, const std::string& job_id, std::int64_t after) {
+  std::string dir = layout::job_events_dir(job_id);
+  auto names = snap.list(dir);
+  if (!names) return names.error();
+  std::vector<Event> out;
+  for (const auto& name : *names) {
+    if (std::stoll(name) <= after) continue;
+    std::string path = dir + "/" + name;
+    auto text = snap.read(path);
+    if (!text) return text.error();
+    if (!*text) continue;
+    auto event = event_from_json_text(**text, path);
+    if (!event) return event.error();
+    out.push_back(std::move(*event));
+  }
+  return out;
+}
+
+Result<std::vector<Run>> list_runs(const Snapshot& snap, const std::string& job_id) {
+  std::string dir = layout::job_runs_dir(job_id);
+  auto names = snap.list(dir);
+  if (!names) return names.error();
+  std::vector<Run> out;
+  for (const auto& name : *names) {
+    std::string path = dir + "/" + name;
+    auto text = snap.read(path);
+    if (!text) return text.error();
+    if (!*text) continue;
+    auto run = run_from_toml(**text, path);
+    if (!run) return run.error();
+    out.push_back(std::move(*run));
+  }
+  return out;
+}
+
+}  // namespace gigafab::core
