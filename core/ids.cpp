@@ -52,11 +52,12 @@ Result<void> validate_name(std::string_view what, std::string_view name) {
   if (name.empty()) return fail("empty");
   if (name.size() > 64) return fail("longer than 64 characters");
   for (char c : name) {
-    bool allowed = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    if (!allowed) return fail("only a-z, 0-9, '.', '_' and '-' are allowed");
+    bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                   c == '_' || c == '-';
+    if (!allowed) return fail("only letters, digits, '.', '_' and '-' are allowed");
   }
   char first = name.front();
-  if (!((first >= 'a' && first <= 'z') || (first >= '0' && first <= '9'))) {
+  if (!((first >= 'a' && first <= 'z') || (first >= 'A' && first <= 'Z') || (first >= '0' && first <= '9'))) {
     return fail("must start with a letter or digit");
   }
   return {};

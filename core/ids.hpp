@@ -19,7 +19,7 @@ std::string new_job_id(std::uint64_t random_bits);
 // message names the id (escaped, so control characters print safely).
 Result<void> validate_job_id(std::string_view id);
 
-// Names of products, factories and profiles: 1..64 characters of [a-z0-9._-],
+// Names of products, factories and profiles: 1..64 characters of [A-Za-z0-9._-],
 // starting with a letter or digit (so never "." or ".."), no '/', NUL or
 // control characters. `what` names the thing in the error ("product").
 Result<void> validate_name(std::string_view what, std::string_view name);

@@ -132,14 +132,14 @@ Result<Held> check_worker(const Snapshot& snap, const WorkerCall& call, std::str
                                              " was never granted; the current epoch is " +
                                              std::to_string(job->lease_epoch) + ")");
   }
-  if (std::find(allowed.begin(), allowed.end(), job->stage) == allowed.end()) return illegal(*job, op, allowed);
   auto lease = find_lease(snap, job->id);
   if (!lease) return lease.error();
-  if (!*lease) return make_error(ErrorCode::fenced, "job " + job->id + " holds no lease");
-  if ((*lease)->holder != call.factory) {
+  if (*lease && (*lease)->holder != call.factory) {
     return make_error(ErrorCode::fenced,
                       "job " + job->id + " is leased to " + (*lease)->holder + ", not " + call.factory);
   }
+  if (std::find(allowed.begin(), allowed.end(), job->stage) == allowed.end()) return illegal(*job, op, allowed);
+  if (!*lease) return make_error(ErrorCode::fenced, "job " + job->id + " holds no lease");
   if ((*lease)->expires_at <= now) {
     return make_error(ErrorCode::fenced, "job " + job->id + "'s lease expired at " +
                                              format_time((*lease)->expires_at) + " (renew before it expires)");
