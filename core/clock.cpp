@@ -59,7 +59,14 @@ std::optional<Millis> parse_time(std::string_view text) {
   tm.tm_hour = h;
   tm.tm_min = mi;
   tm.tm_sec = s;
-  return static_cast<Millis>(timegm(&tm)) * 1000 + ms;
+  std::time_t secs = timegm(&tm);
+  std::tm check{};
+  gmtime_r(&secs, &check);  // rejects fields timegm would silently normalize (month 13, Feb 30, 25:00)
+  if (check.tm_year != y - 1900 || check.tm_mon != mo - 1 || check.tm_mday != d || check.tm_hour != h ||
+      check.tm_min != mi || check.tm_sec != s) {
+    return std::nullopt;
+  }
+  return static_cast<Millis>(secs) * 1000 + ms;
 }
 
 Result<std::int64_t> parse_duration(std::string_view text) {

@@ -29,12 +29,15 @@ Result<FrontMatter> split_front_matter(std::string_view text, std::string_view o
   out.present = true;
   out.toml = "\n";  // line 1 is the opening "+++"
   std::size_t pos = first_end == std::string_view::npos ? text.size() : first_end + 1;
+  int line_number = 1;
   while (pos < text.size()) {
+    ++line_number;
     std::size_t end = text.find('\n', pos);
     std::size_t next = end == std::string_view::npos ? text.size() : end + 1;
     std::string_view line = text.substr(pos, next - pos);
     if (trim_line(line.substr(0, line.size() - (line.ends_with('\n') ? 1 : 0))) == "+++") {
       out.body = std::string(text.substr(next));
+      out.body_line = line_number + 1;
       return out;
     }
     out.toml += line;

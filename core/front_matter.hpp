@@ -16,6 +16,7 @@ struct FrontMatter {
   std::string toml;
   bool present = false;  // the document opened with "+++"
   std::string body;      // everything after the closing "+++", verbatim
+  int body_line = 1;     // the document line the body starts on
 };
 
 // Splits `text`. A document that does not start with "+++" has no front

@@ -54,7 +54,8 @@ Result<Manifest> parse_manifest(std::string_view text, std::string_view origin) 
   Manifest m;
   m.body = std::move(split->body);
   if (blank(m.body)) {
-    return make_error(ErrorCode::usage, std::string(origin) + ": the manifest body is empty (describe the job below the front matter)");
+    return make_error(ErrorCode::usage, std::string(origin) + ":" + std::to_string(split->body_line) +
+                                            ": the manifest body is empty (describe the job below the front matter)");
   }
 
   toml::table table;
@@ -74,7 +75,8 @@ Result<Manifest> parse_manifest(std::string_view text, std::string_view origin) 
   if (m.title.empty()) m.title = collapse_whitespace(first_heading(m.body));
   if (m.title.empty()) {
     return make_error(ErrorCode::usage,
-                      std::string(origin) + ": the job has no title (set 'title' or start the body with a '# ' heading)");
+                      std::string(origin) + ":" + std::to_string(split->body_line) +
+                          ": the job has no title (set 'title' or start the body with a '# ' heading)");
   }
   if (auto profile = table["profile"].value<std::string>()) {
     if (auto ok = validate_name("profile", *profile); !ok) return bad("profile", ok.error().message);

@@ -36,34 +36,45 @@ Result<Profile> parse_profile(std::string_view text, std::string_view origin) {
   const toml::table& t = *parsed;
   if (auto checked = check_schema(t, profile_fields(), origin); !checked) return checked.error();
 
+  auto at = [&](std::string_view path) {
+    const toml::node* node = t.at_path(path).node();
+    return where(origin, node ? node->source() : toml::source_region{});
+  };
   Profile p;
   p.text = std::string(text);
   p.persona = std::move(split->body);
   p.name = t["name"].value_or(std::string{});
   if (auto ok = validate_name("profile name", p.name); !ok) {
-    return make_error(ErrorCode::usage, std::string(origin) + ": " + ok.error().message);
+    return make_error(ErrorCode::usage, at("name") + ok.error().message);
   }
   p.version = t["version"].value_or(std::int64_t{0});
-  if (p.version < 1) return make_error(ErrorCode::usage, std::string(origin) + ": 'version' must be an integer >= 1");
+  if (p.version < 1) return make_error(ErrorCode::usage, at("version") + "'version' must be an integer >= 1");
   p.description = t["description"].value_or(std::string{});
   if (const toml::array* caps = t["capabilities"].as_array()) {
     for (const auto& cap : *caps) {
       std::string name = cap.value_or(std::string{});
       if (auto ok = validate_name("capability", name); !ok) {
-        return make_error(ErrorCode::usage, std::string(origin) + ": " + ok.error().message);
+        return make_error(ErrorCode::usage, at("capabilities") + ok.error().message);
       }
       p.capabilities.push_back(name);
     }
   }
   p.engine = t["engine"].value_or(std::string{});
   p.review = t["review"].value_or(false);
-  if (auto usd = t["budget"]["usd"].value<double>()) p.budget.usd = *usd;
+  if (auto usd = t["budget"]["usd"].value<double>()) {
+    if (*usd < 0) return make_error(ErrorCode::usage, at("budget.usd") + "'budget.usd' must not be negative");
+    p.budget.usd = *usd;
+  }
   if (auto wall = t["budget"]["wall"].value<std::string>()) {
     auto seconds = parse_duration(*wall);
-    if (!seconds) return make_error(ErrorCode::usage, std::string(origin) + ": budget.wall: " + seconds.error().message);
+    if (!seconds) return make_error(ErrorCode::usage, at("budget.wall") + "'budget.wall' " + seconds.error().message);
+    if (*seconds <= 0) return make_error(ErrorCode::usage, at("budget.wall") + "'budget.wall' must be longer than zero");
     p.budget.wall_seconds = *seconds;
   }
-  if (auto tokens = t["budget"]["tokens"].value<std::int64_t>()) p.budget.tokens = *tokens;
+  if (auto tokens = t["budget"]["tokens"].value<std::int64_t>()) {
+    if (*tokens < 0) return make_error(ErrorCode::usage, at("budget.tokens") + "'budget.tokens' must not be negative");
+    p.budget.tokens = *tokens;
+  }
   return p;
 }
 

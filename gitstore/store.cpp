@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cerrno>
 #include <cstdio>
@@ -105,7 +106,15 @@ class TreeSnapshot final : public core::Snapshot {
     }
     std::size_t count = git_tree_entrycount(tree);
     names.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) names.emplace_back(git_tree_entry_name(git_tree_entry_byindex(tree, i)));
+    bool has_subtrees = false;
+    for (std::size_t i = 0; i < count; ++i) {
+      const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+      names.emplace_back(git_tree_entry_name(entry));
+      has_subtrees = has_subtrees || git_tree_entry_type(entry) == GIT_OBJECT_TREE;
+    }
+    // Git orders a subtree as if its name ended in '/'; files alone are
+    // already in bytewise order, which is what the contract promises.
+    if (has_subtrees) std::sort(names.begin(), names.end());
     return names;
   }
 

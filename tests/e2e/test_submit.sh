@@ -131,7 +131,7 @@ check_bad 2 "type.md:2: 'priority' must be a string, not an integer" submit type
 printf '+++\ncapabilities = "linux"\n+++\n# x\n' >type2.md
 check_bad 2 "type2.md:2: 'capabilities' must be an array of strings, not a string" submit type2.md
 printf '+++\ntitle = "x"\n+++\n\n   \n' >empty.md
-check_bad 2 "empty.md: the manifest body is empty" submit empty.md
+check_bad 2 "empty.md:4: the manifest body is empty" submit empty.md
 printf '+++\ntitle = "x"\n# x\nbody\n' >open.md
 check_bad 2 "open.md:1: front matter opened with '+++' is never closed" submit open.md
 printf '+++\nprofile = "backend-dve"\n+++\n# x\n' >badprofile.md
@@ -141,7 +141,7 @@ check_bad 2 "badprio.md:2: 'priority' unknown priority 'urgent'" submit badprio.
 printf '+++\n[budget]\nwall = "forever"\n+++\n# x\n' >badwall.md
 check_bad 2 "invalid duration 'forever'" submit badwall.md
 printf 'no heading here\n' >notitle.md
-check_bad 2 "the job has no title" submit notitle.md
+check_bad 2 "notitle.md:1: the job has no title" submit notitle.md
 printf '+++\ndeps = ["../../etc"]\n+++\n# x\n' >baddep.md
 check_bad 2 "invalid job id '../../etc'" submit baddep.md
 check_bad 2 "invalid job id 'j-a/cdefgh'" submit --dep j-a/cdefgh full.md

@@ -1,0 +1,602 @@
+// Unit tests for gitstore/store.hpp against real repositories in temporary
+// directories: init/open, commits through transact (one commit per change,
+// parent = previous tip), snapshots, history with trailers, the CAS retry when
+// an outside writer moves the ref, and recovery from a stale ref lock. The
+// `git` command line plays the outside writer and inspects the result.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/snapshot.hpp"
+#include "gitstore/store.hpp"
+
+using namespace gigafab;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory under /tmp, removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/gigafab-unit-XXXXXX";
+    char* made = ::mkdtemp(pattern);
+    REQUIRE(made != nullptr);
+    m_path = made;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(m_path, ec);
+  }
+  const std::string& path() const { return m_path; }
+  std::string operator/(const std::string& name) const { return m_path + "/" + name; }
+
+ private:
+  std::string m_path;
+};
+
+struct RunResult {
+  int status = -1;
+  std::string out;  // stdout without the trailing newline
+};
+
+// Runs a shell command; stderr is discarded.
+RunResult run(const std::string& command) {
+  RunResult result;
+  FILE* pipe = ::popen(("(" + command + ") 2>/dev/null").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
+  int status = ::pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  while (!result.out.empty() && result.out.back() == '\n') result.out.pop_back();
+  return result;
+}
+
+// The `git` command line, isolated from the user's configuration.
+const std::string k_git = "env GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git ";
+
+// `git` against a store, committing as "outsider".
+std::string git(const std::string& store) {
+  return "env GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_AUTHOR_NAME=outsider "
+         "GIT_AUTHOR_EMAIL=outsider@example.com GIT_COMMITTER_NAME=outsider "
+         "GIT_COMMITTER_EMAIL=outsider@example.com git --git-dir='" +
+         store + "' ";
+}
+
+std::string git_out(const std::string& store, const std::string& args) {
+  RunResult r = run(git(store) + args);
+  CAPTURE(args);
+  REQUIRE(r.status == 0);
+  return r.out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Silences stderr (the store's warnings) for its lifetime.
+class QuietStderr {
+ public:
+  QuietStderr() {
+    std::fflush(stderr);
+    m_saved = ::dup(2);
+    int null_fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(null_fd, 2);
+    ::close(null_fd);
+  }
+  QuietStderr(const QuietStderr&) = delete;
+  QuietStderr& operator=(const QuietStderr&) = delete;
+  ~QuietStderr() {
+    std::fflush(stderr);
+    ::dup2(m_saved, 2);
+    ::close(m_saved);
+  }
+
+ private:
+  int m_saved = -1;
+};
+
+gitstore::Store init_store(const std::string& path) {
+  auto r = gitstore::Store::init(path, gitstore::InitOptions{false}, "tester");
+  if (!r) FAIL("init failed: " << r.error().message);
+  return std::move(*r);
+}
+
+gitstore::Store::Operation put(std::string path, std::string content, std::string summary = "write") {
+  return [=](const core::Snapshot&) -> core::Result<core::Change> {
+    core::Change change;
+    change.put(path, content);
+    change.summary = summary;
+    change.trailers = {{"Gigafab-Op", "test"}};
+    return change;
+  };
+}
+
+gitstore::Store::Operation remove_op(std::string path) {
+  return [=](const core::Snapshot&) -> core::Result<core::Change> {
+    core::Change change;
+    change.remove(path);
+    change.summary = "remove " + path;
+    return change;
+  };
+}
+
+std::string commit_ok(gitstore::Store& store, const gitstore::Store::Operation& op) {
+  auto r = store.transact(op, "tester");
+  if (!r) FAIL("transact failed: " << r.error().message);
+  return *r;
+}
+
+std::optional<std::string> read_at_tip(const gitstore::Store& store, const std::string& path) {
+  auto snap = store.snapshot();
+  REQUIRE(snap.ok());
+  auto content = (*snap)->read(path);
+  REQUIRE(content.ok());
+  return *content;
+}
+
+std::vector<std::string> list_at_tip(const gitstore::Store& store, const std::string& dir) {
+  auto snap = store.snapshot();
+  REQUIRE(snap.ok());
+  auto names = (*snap)->list(dir);
+  REQUIRE(names.ok());
+  return *names;
+}
+
+std::size_t history_size(const gitstore::Store& store) {
+  auto h = store.history();
+  REQUIRE(h.ok());
+  return h->size();
+}
+
+bool contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("init creates a bare store whose state ref holds the first commit") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  CHECK(store.path() == path);
+  CHECK_FALSE(store.fsync());
+  CHECK(fs::is_regular_file(path + "/HEAD"));
+  CHECK(git_out(path, "rev-parse --is-bare-repository") == "true");
+  CHECK(git_out(path, "config gigafab.version") == "1");
+  std::string tip = git_out(path, std::string("rev-parse ") + gitstore::k_state_ref);
+  CHECK(tip.size() == 40);
+  CHECK(git_out(path, "rev-list --count " + tip) == "1");
+
+  auto meta = read_at_tip(store, "meta/store.toml");
+  REQUIRE(meta.has_value());
+  CHECK(meta->rfind("format = 1\n", 0) == 0);
+  CHECK(contains(*meta, "created_at = \""));
+
+  auto history = store.history();
+  REQUIRE(history.ok());
+  REQUIRE(history->size() == 1);
+  CHECK((*history)[0].oid == tip);
+  CHECK((*history)[0].summary == "init gigafab store");
+  CHECK((*history)[0].trailer("Gigafab-Op") == "init");
+  CHECK((*history)[0].trailer("Gigafab-Actor") == "tester");
+  CHECK(git_out(path, "log -1 --format=%an " + tip) == "tester");
+}
+
+TEST_CASE("open works on a store made by init, also with a trailing slash") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  { init_store(path); }
+  auto opened = gitstore::Store::open(path);
+  REQUIRE(opened.ok());
+  CHECK(opened->path() == path);
+  CHECK_FALSE(opened->fsync());  // read back from the store's config
+  CHECK(history_size(*opened) == 1);
+
+  auto with_slash = gitstore::Store::open(path + "/");
+  REQUIRE(with_slash.ok());
+  CHECK(with_slash->path() == path);
+}
+
+TEST_CASE("open refuses anything that is not a gigafab store") {
+  TempDir tmp;
+  auto expect_not_store = [](const std::string& path) {
+    CAPTURE(path);
+    auto r = gitstore::Store::open(path);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == core::ErrorCode::error);
+    CHECK(contains(r.error().message, "not a gigafab store"));
+    CHECK(contains(r.error().message, path));
+  };
+  SUBCASE("a missing directory") { expect_not_store(tmp / "missing"); }
+  SUBCASE("a plain directory") {
+    fs::create_directory(tmp / "plain");
+    std::ofstream(tmp / "plain/file.txt") << "hello\n";
+    expect_not_store(tmp / "plain");
+  }
+  SUBCASE("a plain file") {
+    std::ofstream(tmp / "file") << "x";
+    expect_not_store(tmp / "file");
+  }
+  SUBCASE("a bare git repository that is not a store") {
+    REQUIRE(run(k_git + "init -q --bare '" + (tmp / "bare.git") + "'").status == 0);
+    expect_not_store(tmp / "bare.git");
+  }
+  SUBCASE("a git work tree") {
+    REQUIRE(run(k_git + "init -q '" + (tmp / "work") + "'").status == 0);
+    expect_not_store(tmp / "work");
+  }
+  SUBCASE("a store of an unsupported format") {
+    std::string path = tmp / "future";
+    { init_store(path); }
+    REQUIRE(run(git(path) + "config gigafab.version 2").status == 0);
+    expect_not_store(path);
+    CHECK(contains(gitstore::Store::open(path).error().message, "format 2"));
+  }
+}
+
+TEST_CASE("init refuses to overwrite an existing repository") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  std::string tip = git_out(path, "rev-parse refs/gigafab/state");
+
+  auto again = gitstore::Store::init(path, gitstore::InitOptions{false}, "tester");
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().code == core::ErrorCode::conflict);
+  CHECK(contains(again.error().message, "already exists"));
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == tip);  // untouched
+
+  REQUIRE(run(k_git + "init -q --bare '" + (tmp / "bare.git") + "'").status == 0);
+  auto over_git = gitstore::Store::init(tmp / "bare.git", gitstore::InitOptions{false}, "tester");
+  REQUIRE_FALSE(over_git.ok());
+  CHECK(over_git.error().code == core::ErrorCode::conflict);
+}
+
+TEST_CASE("transact writes one commit whose parent is the previous tip") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  std::string tip0 = git_out(path, "rev-parse refs/gigafab/state");
+
+  std::string c1 = commit_ok(store, put("jobs/ab/j-abcdefgh/job.toml", "id = \"j-abcdefgh\"\n", "first write"));
+  CHECK(c1 != tip0);
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == c1);
+  CHECK(git_out(path, "rev-parse " + c1 + "^") == tip0);
+  CHECK(git_out(path, "rev-list --parents -n 1 " + c1) == c1 + " " + tip0);
+
+  std::string c2 = commit_ok(store, put("other.txt", "two", "second write"));
+  CHECK(git_out(path, "rev-parse " + c2 + "^") == c1);
+  CHECK(git_out(path, "rev-list --count refs/gigafab/state") == "3");
+  CHECK(history_size(store) == 3);
+
+  // The snapshot sees both writes and the untouched meta document.
+  CHECK(read_at_tip(store, "jobs/ab/j-abcdefgh/job.toml") == std::optional<std::string>("id = \"j-abcdefgh\"\n"));
+  CHECK(read_at_tip(store, "other.txt") == std::optional<std::string>("two"));
+  CHECK(read_at_tip(store, "meta/store.toml").has_value());
+  CHECK_FALSE(read_at_tip(store, "missing.txt").has_value());
+  CHECK_FALSE(read_at_tip(store, "jobs/ab").has_value());  // a directory is not a file
+
+  // Plain git sees the same content and the message with its trailers.
+  CHECK(git_out(path, "show refs/gigafab/state:other.txt") == "two");
+  CHECK(git_out(path, "log -1 --format=%B refs/gigafab/state") == "second write\n\nGigafab-Op: test");
+  CHECK(git_out(path, "log -1 --format=%an refs/gigafab/state") == "tester");
+
+  // Another Store object opened afterwards sees the same tip.
+  auto reopened = gitstore::Store::open(path);
+  REQUIRE(reopened.ok());
+  CHECK(read_at_tip(*reopened, "other.txt") == std::optional<std::string>("two"));
+}
+
+TEST_CASE("transact writes binary content and overwrites files") {
+  TempDir tmp;
+  gitstore::Store store = init_store(tmp / "store");
+  std::string binary("a\0b\xff\n", 5);
+  commit_ok(store, put("bin/data", binary));
+  CHECK(read_at_tip(store, "bin/data") == std::optional<std::string>(binary));
+  commit_ok(store, put("bin/data", ""));
+  CHECK(read_at_tip(store, "bin/data") == std::optional<std::string>(""));
+}
+
+TEST_CASE("a snapshot keeps showing the tree it was taken from") {
+  TempDir tmp;
+  gitstore::Store store = init_store(tmp / "store");
+  commit_ok(store, put("f.txt", "old"));
+  auto before = store.snapshot();
+  REQUIRE(before.ok());
+  commit_ok(store, put("f.txt", "new"));
+  auto old_content = (*before)->read("f.txt");
+  REQUIRE(old_content.ok());
+  CHECK(*old_content == std::optional<std::string>("old"));
+  CHECK(read_at_tip(store, "f.txt") == std::optional<std::string>("new"));
+}
+
+TEST_CASE("list returns the entries directly under a directory") {
+  TempDir tmp;
+  gitstore::Store store = init_store(tmp / "store");
+  commit_ok(store, [](const core::Snapshot&) -> core::Result<core::Change> {
+    core::Change change;
+    change.put("zeta", "z");
+    change.put("alpha/two", "2");
+    change.put("alpha/one", "1");
+    change.put("alpha/three/deep", "3");
+    change.put("mid/x/y", "y");
+    change.summary = "several";
+    return change;
+  });
+  CHECK(list_at_tip(store, "") == std::vector<std::string>{"alpha", "meta", "mid", "zeta"});
+  CHECK(list_at_tip(store, "alpha") == std::vector<std::string>{"one", "three", "two"});
+  CHECK(list_at_tip(store, "alpha/three") == std::vector<std::string>{"deep"});
+  CHECK(list_at_tip(store, "mid") == std::vector<std::string>{"x"});
+  CHECK(list_at_tip(store, "missing").empty());
+  CHECK(list_at_tip(store, "missing/deeper").empty());
+  CHECK(list_at_tip(store, "zeta").empty());  // a file is not a directory
+}
+
+// Snapshot::list promises bytewise order. Git orders a tree entry as if a
+// directory's name ended in '/', so a directory sorts after a sibling that
+// extends its name with a byte below '/' ('-', '.').
+TEST_CASE("list is sorted bytewise when a directory name prefixes a sibling") {
+  TempDir tmp;
+  gitstore::Store store = init_store(tmp / "store");
+  commit_ok(store, [](const core::Snapshot&) -> core::Result<core::Change> {
+    core::Change change;
+    change.put("profiles/backend/1.md", "a");
+    change.put("profiles/backend-dev/1.md", "b");
+    change.put("profiles/backend.md", "c");
+    change.summary = "prefixes";
+    return change;
+  });
+  std::vector<std::string> names = list_at_tip(store, "profiles");
+  std::string joined;
+  for (const auto& name : names) joined += (joined.empty() ? "" : ", ") + name;
+  INFO("list(\"profiles\") = [" << joined << "]");
+  CHECK(names == std::vector<std::string>{"backend", "backend-dev", "backend.md"});
+  CHECK(std::is_sorted(names.begin(), names.end()));
+}
+
+TEST_CASE("deleting the only file of a directory makes the directory vanish") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  commit_ok(store, put("index/queued/default/2-0000000000001-j-aaaaaaaa", "q"));
+  commit_ok(store, put("keep/a", "a"));
+  commit_ok(store, put("keep/b", "b"));
+  REQUIRE(list_at_tip(store, "") == std::vector<std::string>{"index", "keep", "meta"});
+
+  commit_ok(store, remove_op("index/queued/default/2-0000000000001-j-aaaaaaaa"));
+  CHECK(list_at_tip(store, "") == std::vector<std::string>{"keep", "meta"});
+  CHECK(list_at_tip(store, "index").empty());
+  CHECK(git_out(path, "ls-tree --name-only refs/gigafab/state") == "keep\nmeta");
+
+  // Removing one of two files keeps the directory.
+  commit_ok(store, remove_op("keep/a"));
+  CHECK(list_at_tip(store, "keep") == std::vector<std::string>{"b"});
+  CHECK_FALSE(read_at_tip(store, "keep/a").has_value());
+
+  // Removing a file that does not exist still commits, and changes nothing else.
+  std::string tree_before = git_out(path, "rev-parse refs/gigafab/state^{tree}");
+  commit_ok(store, remove_op("never/was/here"));
+  CHECK(git_out(path, "rev-parse refs/gigafab/state^{tree}") == tree_before);
+}
+
+TEST_CASE("an op that fails leaves the tip unchanged and its error is returned as is") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  commit_ok(store, put("a", "1"));
+  std::string tip = git_out(path, "rev-parse refs/gigafab/state");
+  std::string objects_before = git_out(path, "count-objects");
+
+  int calls = 0;
+  auto r = store.transact(
+      [&](const core::Snapshot&) -> core::Result<core::Change> {
+        ++calls;
+        return core::make_error(core::ErrorCode::fenced, "claim: job j-aaaaaaaa is fenced (epoch 2 < 3)");
+      },
+      "tester");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == core::ErrorCode::fenced);
+  CHECK(r.error().message == "claim: job j-aaaaaaaa is fenced (epoch 2 < 3)");
+  CHECK(calls == 1);
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == tip);
+  CHECK(git_out(path, "count-objects") == objects_before);  // not even dangling objects
+  CHECK(history_size(store) == 2);
+}
+
+TEST_CASE("an empty change writes nothing and returns the current tip") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  std::string tip = git_out(path, "rev-parse refs/gigafab/state");
+  int calls = 0;
+  auto r = store.transact(
+      [&](const core::Snapshot& snap) -> core::Result<core::Change> {
+        ++calls;
+        auto meta = snap.read("meta/store.toml");
+        REQUIRE(meta.ok());
+        CHECK(meta->has_value());
+        core::Change change;
+        change.summary = "nothing to do";
+        return change;
+      },
+      "tester");
+  REQUIRE(r.ok());
+  CHECK(*r == tip);
+  CHECK(calls == 1);
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == tip);
+  CHECK(history_size(store) == 1);
+}
+
+TEST_CASE("history is newest first with summaries and trailers parsed") {
+  TempDir tmp;
+  gitstore::Store store = init_store(tmp / "store");
+  core::Millis before = core::now_millis();
+  for (int i = 1; i <= 3; ++i) {
+    commit_ok(store, [i](const core::Snapshot&) -> core::Result<core::Change> {
+      core::Change change;
+      change.put("n.txt", std::to_string(i));
+      change.summary = "submit j-aaaaaaa" + std::string(1, static_cast<char>('a' + i)) + ": job " + std::to_string(i);
+      change.trailers = {{"Gigafab-Op", "submit"},
+                         {"Gigafab-Job", "j-aaaaaaa" + std::string(1, static_cast<char>('a' + i))},
+                         {"Gigafab-Epoch", std::to_string(i)},
+                         {"Gigafab-Actor", "alice"}};
+      return change;
+    });
+  }
+  auto history = store.history();
+  REQUIRE(history.ok());
+  REQUIRE(history->size() == 4);
+  CHECK((*history)[0].summary == "submit j-aaaaaaad: job 3");
+  CHECK((*history)[1].summary == "submit j-aaaaaaac: job 2");
+  CHECK((*history)[2].summary == "submit j-aaaaaaab: job 1");
+  CHECK((*history)[3].summary == "init gigafab store");
+  const gitstore::CommitInfo& newest = (*history)[0];
+  CHECK(newest.trailer("Gigafab-Op") == "submit");
+  CHECK(newest.trailer("Gigafab-Job") == "j-aaaaaaad");
+  CHECK(newest.trailer("Gigafab-Epoch") == "3");
+  CHECK(newest.trailer("Gigafab-Actor") == "alice");
+  CHECK(newest.trailer("Gigafab-Factory") == "");
+  CHECK(newest.trailers.size() == 4);
+  CHECK(newest.trailers[0] == core::Trailer{"Gigafab-Op", "submit"});
+  CHECK(newest.oid == git_out(store.path(), "rev-parse refs/gigafab/state"));
+  CHECK((*history)[1].oid == git_out(store.path(), "rev-parse refs/gigafab/state~1"));
+  // Commit times have one-second resolution.
+  CHECK(newest.time >= before / 1000 * 1000);
+  CHECK(newest.time <= core::now_millis());
+  CHECK(newest.time % 1000 == 0);
+
+  auto limited = store.history(2);
+  REQUIRE(limited.ok());
+  REQUIRE(limited->size() == 2);
+  CHECK((*limited)[0].oid == newest.oid);
+  CHECK((*limited)[1].oid == (*history)[1].oid);
+}
+
+TEST_CASE("a ref moved by an outside writer makes transact re-run the op on the new tip") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  std::string tip0 = git_out(path, "rev-parse refs/gigafab/state");
+  std::string outside_commit;
+
+  int calls = 0;
+  std::vector<bool> saw_outside;
+  auto op = [&](const core::Snapshot& snap) -> core::Result<core::Change> {
+    ++calls;
+    if (calls == 1) {
+      // An outside writer (another host, a push) commits on top of the tip
+      // we were given and moves the ref, CAS-style, with plain git.
+      RunResult blob = run("printf 'outside\\n' | " + git(path) + "hash-object -w --stdin");
+      REQUIRE(blob.status == 0);
+      RunResult tree = run("{ " + git(path) + "ls-tree " + tip0 + "; printf '100644 blob %s\\toutside.txt\\n' " +
+                           blob.out + "; } | " + git(path) + "mktree");
+      REQUIRE(tree.status == 0);
+      outside_commit = git_out(path, "commit-tree --no-gpg-sign " + tree.out + " -p " + tip0 +
+                                         " -m 'outside write' -m 'Gigafab-Op: outside'");
+      REQUIRE(run(git(path) + "update-ref refs/gigafab/state " + outside_commit + " " + tip0).status == 0);
+    }
+    auto seen = snap.read("outside.txt");
+    REQUIRE(seen.ok());
+    saw_outside.push_back(seen->has_value());
+    core::Change change;
+    change.put("mine.txt", "mine\n");
+    change.summary = "my write";
+    change.trailers = {{"Gigafab-Op", "mine"}};
+    return change;
+  };
+  auto r = store.transact(op, "tester");
+  REQUIRE(r.ok());
+  CHECK(calls == 2);
+  CHECK(saw_outside == std::vector<bool>{false, true});
+
+  std::string mine = *r;
+  REQUIRE(outside_commit.size() == 40);
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == mine);
+  // One linear chain: mine -> outside -> init, no merges, nothing lost.
+  CHECK(git_out(path, "rev-list --parents refs/gigafab/state") ==
+        mine + " " + outside_commit + "\n" + outside_commit + " " + tip0 + "\n" + tip0);
+  CHECK(git_out(path, "rev-list --merges refs/gigafab/state").empty());
+  CHECK(read_at_tip(store, "outside.txt") == std::optional<std::string>("outside\n"));
+  CHECK(read_at_tip(store, "mine.txt") == std::optional<std::string>("mine\n"));
+
+  auto history = store.history();
+  REQUIRE(history.ok());
+  REQUIRE(history->size() == 3);
+  CHECK((*history)[0].oid == mine);
+  CHECK((*history)[0].trailer("Gigafab-Op") == "mine");
+  CHECK((*history)[1].oid == outside_commit);
+  CHECK((*history)[1].summary == "outside write");
+  CHECK((*history)[1].trailer("Gigafab-Op") == "outside");
+  CHECK((*history)[2].oid == tip0);
+}
+
+TEST_CASE("a stale ref lock left by a dead process is removed by the next transact") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  std::string tip = git_out(path, "rev-parse refs/gigafab/state");
+  std::string lock = path + "/refs/gigafab/state.lock";
+  std::ofstream(lock) << "0000000000000000000000000000000000000000\n";
+  REQUIRE(fs::exists(lock));
+  struct timeval old_times[2];
+  ::gettimeofday(&old_times[0], nullptr);
+  old_times[0].tv_sec -= 60;
+  old_times[1] = old_times[0];
+  REQUIRE(::utimes(lock.c_str(), old_times) == 0);
+
+  std::string commit;
+  {
+    QuietStderr quiet;
+    auto r = store.transact(put("after-crash.txt", "ok"), "tester");
+    REQUIRE(r.ok());
+    commit = *r;
+  }
+  CHECK_FALSE(fs::exists(lock));
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == commit);
+  CHECK(git_out(path, "rev-parse " + commit + "^") == tip);
+  CHECK(read_at_tip(store, "after-crash.txt") == std::optional<std::string>("ok"));
+  std::string log = read_file(path + "/gigafab.log");
+  CHECK(contains(log, "removed stale lock"));
+  CHECK(contains(log, lock));
+}
+
+TEST_CASE("locate returns an explicit path and otherwise finds .gigafab walking up") {
+  auto explicit_path = gitstore::Store::locate(std::string("/some/where"));
+  REQUIRE(explicit_path.ok());
+  CHECK(*explicit_path == "/some/where");
+
+  TempDir tmp;
+  fs::create_directories(tmp / ".gigafab");
+  fs::create_directories(tmp / "a/b/c");
+  std::error_code ec;
+  fs::path saved = fs::current_path();
+  fs::current_path(tmp / "a/b/c");
+  auto found = gitstore::Store::locate(std::nullopt);
+  auto found_empty = gitstore::Store::locate(std::string());
+  fs::current_path(saved, ec);
+  REQUIRE(found.ok());
+  CHECK(fs::equivalent(*found, tmp / ".gigafab"));
+  REQUIRE(found_empty.ok());
+  CHECK(fs::equivalent(*found_empty, tmp / ".gigafab"));
+}
