@@ -10,11 +10,15 @@ namespace gigafab::cli {
 
 Runner define_claim(CLI::App& app, Context&) {
   auto input = std::make_shared<core::ClaimInput>();
+  auto caps = std::make_shared<std::vector<std::string>>();
   app.add_option("--factory", input->factory, "the claiming factory")->required()->envname("GIGAFAB_FACTORY");
-  app.add_option("--caps", input->capabilities, "capabilities the factory offers (comma-separated)")->delimiter(',');
+  CLI::Option* caps_option =
+      app.add_option("--caps", *caps, "capabilities the factory offers, comma-separated (default: as registered)")
+          ->delimiter(',');
   app.add_option("--ttl", input->ttl_seconds, "lease length in seconds (default 300)");
   app.add_option("--wait", input->wait_seconds, "wait up to this many seconds for a job (default 0)");
-  return [input](Context& ctx) -> Result<void> {
+  return [input, caps, caps_option](Context& ctx) -> Result<void> {
+    if (caps_option->count() > 0) input->capabilities = *caps;
     if (input->wait_seconds < 0) return core::make_error(core::ErrorCode::usage, "--wait must not be negative");
     input->product = ctx.globals.product;
     auto fleet = ctx.fleet();

@@ -26,6 +26,9 @@ constexpr std::array k_commands = {
     Command{"ship", "testing -> shipped (unblocks dependents)", Needs::store, define_ship},
     Command{"requeue", "failed -> queued (or dead_letter when attempts are used up)", Needs::store, define_requeue},
     Command{"reap", "requeue jobs whose lease expired", Needs::store, define_reap},
+    Command{"factory", "factories: heartbeat (register, liveness), list", Needs::store, define_factory},
+    Command{"explain", "the router's scores for a job on every factory", Needs::store, define_explain},
+    Command{"weights", "the router's weights and thresholds: show, set", Needs::store, define_weights},
     Command{"profile", "the persona catalog: list, show", Needs::nothing, define_profile},
     Command{"completion", "print a shell completion script (bash, zsh, fish)", Needs::nothing, define_completion},
 };

@@ -42,7 +42,7 @@ struct JobDetail {
 struct ClaimInput {
   std::string product;
   std::string factory;
-  std::vector<std::string> capabilities;
+  std::optional<std::vector<std::string>> capabilities;  // unset: the registered ones
   std::int64_t ttl_seconds = k_default_ttl_seconds;
   std::int64_t wait_seconds = 0;  // keep trying this long while nothing fits
 };
@@ -70,6 +70,14 @@ struct AuditEntry {
   std::vector<Trailer> trailers;
 };
 
+struct FactoryStatus {
+  FactoryRecord record;
+  Health health = Health::down;
+  Millis last_heartbeat_at = 0;  // 0: never
+  double load = 0;
+  std::vector<RunningJob> jobs;  // the leases it holds
+};
+
 class Fleet {
  public:
   virtual ~Fleet() = default;
@@ -94,6 +102,16 @@ class Fleet {
   virtual Result<std::vector<Reaped>> reap() = 0;
   virtual Result<std::vector<Event>> events(const std::string& id, const std::string& product,
                                             std::int64_t after) = 0;
+
+  // Registers or refreshes a factory (see core/factories.hpp).
+  virtual Result<FactoryStatus> heartbeat(const HeartbeatInput& input) = 0;
+  virtual Result<std::vector<FactoryStatus>> factories(const std::string& product) = 0;
+  // Every registered factory of the job's product, filtered, scored, ranked.
+  virtual Result<std::vector<ExplainRow>> explain(const std::string& id, const std::string& product) = 0;
+  virtual Result<RouterSettings> settings(const std::string& product) = 0;
+  // Applies KEY=VALUE assignments (all or nothing) and returns the result.
+  virtual Result<RouterSettings> update_settings(const std::string& product,
+                                                 const std::vector<std::string>& assignments) = 0;
 };
 
 }  // namespace gigafab::core

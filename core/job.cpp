@@ -83,6 +83,8 @@ std::string job_to_toml(const Job& job) {
   t.insert("rev", job.rev);
   t.insert("attempts", job.attempts);
   t.insert("max_attempts", job.max_attempts);
+  t.insert("engine", job.engine);
+  t.insert("last_factory", job.last_factory);
   t.insert("checkpoint", job.checkpoint);
   t.insert("reason", job.reason);
   t.insert("event_seq", job.event_seq);
@@ -137,6 +139,8 @@ Result<Job> job_from_toml(std::string_view text, std::string_view origin) {
   job.rev = num("rev");
   job.attempts = num("attempts");
   job.max_attempts = num("max_attempts");
+  job.engine = str("engine");
+  job.last_factory = str("last_factory");
   job.checkpoint = str("checkpoint");
   job.reason = str("reason");
   job.event_seq = num("event_seq");

@@ -60,6 +60,8 @@ struct Job {
   std::int64_t rev = 0;          // bumped by every write of this document
   std::int64_t attempts = 0;
   std::int64_t max_attempts = 3;
+  std::string engine;        // the profile's default engine ("" when none)
+  std::string last_factory;  // who ran the last attempt (affinity for the router)
   std::string checkpoint;  // last pushed work-in-progress ref, kept across requeues
   std::string reason;      // why the job is failed / dead_letter ("budget_exceeded", ...)
   std::int64_t event_seq = 0;  // sequence number of the job's last event

@@ -41,6 +41,8 @@ nlohmann::json job_to_json(const Job& job) {
       {"maxAttempts", job.max_attempts},
       {"idempotencyKey", or_null(job.idempotency_key)},
       {"review", job.review},
+      {"engine", or_null(job.engine)},
+      {"lastFactory", or_null(job.last_factory)},
       {"checkpoint", or_null(job.checkpoint)},
       {"reason", or_null(job.reason)},
       {"eventSeq", job.event_seq},
@@ -83,7 +85,18 @@ nlohmann::json run_to_json(const Run& run) {
           {"costUsd", run.cost_usd},
           {"tokens", run.tokens},
           {"summary", run.summary},
-          {"checkpoint", or_null(run.checkpoint)}};
+          {"checkpoint", or_null(run.checkpoint)},
+          {"routing", run.routing.present ? nlohmann::json{{"capabilityFit", run.routing.capability_fit},
+                                                           {"affinity", run.routing.affinity},
+                                                           {"load", run.routing.load},
+                                                           {"costFit", run.routing.cost_fit},
+                                                           {"health", run.routing.health},
+                                                           {"starvationPenalty", run.routing.starvation_penalty},
+                                                           {"total", run.routing.total},
+                                                           {"effectivePriority", run.routing.effective_priority},
+                                                           {"rank", run.routing.rank},
+                                                           {"candidates", run.routing.candidates}}
+                                          : nlohmann::json(nullptr)}};
 }
 
 }  // namespace gigafab::core

@@ -47,7 +47,33 @@ std::string queued_entry_name(const Job& job) {
   return buf + job.id;
 }
 
-std::string queued_entry(const Job& job) { return queued_dir(job.product) + "/" + queued_entry_name(job); }
+std::string capset_name(const std::vector<std::string>& capabilities) {
+  if (capabilities.empty()) return "_any";
+  std::string out;
+  for (const auto& cap : capabilities) out += (out.empty() ? "" : "+") + cap;
+  return out;
+}
+
+std::vector<std::string> capset_capabilities(std::string_view capset) {
+  std::vector<std::string> out;
+  if (capset == "_any") return out;
+  std::size_t start = 0;
+  while (start <= capset.size()) {
+    std::size_t end = capset.find('+', start);
+    if (end == std::string_view::npos) end = capset.size();
+    out.emplace_back(capset.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string queued_entry(const Job& job) {
+  return queued_dir(job.product) + "/" + capset_name(job.capabilities) + "/" + queued_entry_name(job);
+}
+
+std::string held_dir(std::string_view factory) { return "index/held/" + std::string(factory); }
+std::string factory_doc(std::string_view factory) { return "factories/" + std::string(factory) + ".toml"; }
+std::string router_settings(std::string_view product) { return "products/" + std::string(product) + "/router.toml"; }
 
 std::string queued_entry_document(const Job& job) {
   std::string caps;
@@ -55,6 +81,9 @@ std::string queued_entry_document(const Job& job) {
   std::string out = "id = \"" + job.id + "\"\npriority = \"" + priority_name(job.priority) + "\"\ncreated_at = \"" +
                     format_time(job.created_at) + "\"\ncapabilities = [" + caps + "]\n";
   if (job.budget.usd) out += "budget_usd = " + std::to_string(*job.budget.usd) + "\n";
+  if (job.budget.wall_seconds) out += "wall_seconds = " + std::to_string(*job.budget.wall_seconds) + "\n";
+  if (!job.engine.empty()) out += "engine = \"" + job.engine + "\"\n";
+  if (!job.last_factory.empty()) out += "last_factory = \"" + job.last_factory + "\"\n";
   return out;
 }
 

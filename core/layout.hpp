@@ -5,9 +5,16 @@
 //   jobs/<shard>/<id>/job.toml                       the job document
 //   jobs/<shard>/<id>/body.md                        the manifest body, verbatim
 //   profiles/<name>/<version>.md                     immutable persona snapshots
-//   index/queued/<product>/<rank>-<created>-<id>     claimable jobs, best first
+//   index/queued/<product>/<capset>/<rank>-<created>-<id>
+//                                                    claimable jobs by required capabilities
+//                                                    (<capset> = "a+b", or "_any"), best first
 //   index/dependents/<shard>/<dep>/<id>              jobs waiting on <dep>
 //   index/leases/<expires>-<id>                      live leases, soonest expiry first
+//   index/held/<factory>/<id>                        the leases each factory holds (seats)
+//   factories/<id>.toml                              factory registrations (caps, seats, engine)
+//   products/<product>/router.toml                   router weights and thresholds
+// and, on refs/gigafab/liveness (a ref whose history is not kept):
+//   factories/<id>.toml                              last heartbeat and load
 //   index/idem/<product>/<sha256(key)>               idempotency key -> job id
 //
 // <shard> is the two characters after "j-", so a write rewrites one small tree
@@ -17,6 +24,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/job.hpp"
 
@@ -40,12 +48,19 @@ inline constexpr std::string_view k_lease_index = "index/leases";
 std::string lease_entry_name(Millis expires_at, std::string_view id);
 std::string profile_doc(std::string_view name, std::int64_t version);
 std::string queued_dir(std::string_view product);
+// "_any" for no capabilities, else the sorted capabilities joined with '+'.
+std::string capset_name(const std::vector<std::string>& capabilities);
+std::vector<std::string> capset_capabilities(std::string_view capset);
 // Sorts bytewise best-first: higher priority, then older, then id.
 std::string queued_entry_name(const Job& job);
 std::string queued_entry(const Job& job);
 // The entry's content: what the router needs without opening the job.
 std::string queued_entry_document(const Job& job);
 std::string dependents_dir(std::string_view dep_id);
+std::string held_dir(std::string_view factory);
+std::string factory_doc(std::string_view factory);
+std::string router_settings(std::string_view product);
+inline constexpr const char* k_liveness_ref = "refs/gigafab/liveness";
 std::string idempotency_entry(std::string_view product, std::string_view key);
 
 }  // namespace gigafab::core::layout

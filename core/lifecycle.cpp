@@ -1,6 +1,8 @@
 #include "core/lifecycle.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <set>
 
 #include "core/ids.hpp"
@@ -25,6 +27,9 @@ class JobWrite {
 
   void put_lease(const Lease& lease, const std::optional<Lease>& old) {
     const std::string& id = m_t.job.id;
+    m_t.change.put(layout::held_dir(lease.holder) + "/" + id,
+                   "priority = \"" + std::string(priority_name(m_t.job.priority)) + "\"\nclaimed_at = \"" +
+                       format_time(lease.acquired_at) + "\"\nepoch = " + std::to_string(lease.epoch) + "\n");
     if (old) m_t.change.remove(std::string(layout::k_lease_index) + "/" + layout::lease_entry_name(old->expires_at, id));
     m_t.change.put(std::string(layout::k_lease_index) + "/" + layout::lease_entry_name(lease.expires_at, id),
                    lease.holder + " " + std::to_string(lease.epoch) + "\n");
@@ -34,6 +39,7 @@ class JobWrite {
 
   void drop_lease(const Lease& old) {
     const std::string& id = m_t.job.id;
+    m_t.change.remove(layout::held_dir(old.holder) + "/" + id);
     m_t.change.remove(std::string(layout::k_lease_index) + "/" + layout::lease_entry_name(old.expires_at, id));
     m_t.change.remove(layout::job_lease(id));
     m_t.lease.reset();
@@ -106,7 +112,11 @@ Result<Run> load_run(const Snapshot& snap, const Job& job, std::int64_t epoch) {
   std::string path = layout::job_run(job.id, epoch);
   auto text = snap.read(path);
   if (!text) return text.error();
-  if (!*text) return Run{epoch, "", 0, 0, 0, "", "", 0, 0, "", ""};
+  if (!*text) {
+    Run empty;
+    empty.epoch = epoch;
+    return empty;
+  }
   return run_from_toml(**text, path);
 }
 
@@ -233,50 +243,206 @@ Result<std::optional<Lease>> find_lease(const Snapshot& snap, const std::string&
   return std::optional<Lease>{std::move(*lease)};
 }
 
+namespace {
+
+// Parses "<rank>-<created>-<id>" (a queue entry name) into a candidate shape.
+std::optional<Candidate> shape_of(const std::string& name, const std::vector<std::string>& caps) {
+  if (name.size() < 17 || name[1] != '-' || name[15] != '-') return std::nullopt;
+  int rank = name[0] - '0';
+  if (rank < 0 || rank > 3) return std::nullopt;
+  Candidate c;
+  c.priority = static_cast<Priority>(3 - rank);
+  c.created_at = std::stoll(name.substr(2, 13));
+  c.id = name.substr(16);
+  c.capabilities = caps;
+  return c;
+}
+
+Result<Candidate> read_candidate(const Snapshot& snap, const std::string& path, Candidate shape) {
+  auto text = snap.read(path);
+  if (!text) return text.error();
+  if (!*text) return make_error(ErrorCode::error, "queue entry vanished: " + path);
+  auto doc = parse_toml(**text, path);
+  if (!doc) return make_error(ErrorCode::error, "corrupt queue entry " + path + ": " + doc.error().message);
+  if (auto usd = (*doc)["budget_usd"].value<double>()) shape.budget_usd = *usd;
+  if (auto wall = (*doc)["wall_seconds"].value<std::int64_t>()) shape.wall_seconds = *wall;
+  shape.engine = (*doc)["engine"].value_or(std::string{});
+  shape.last_factory = (*doc)["last_factory"].value_or(std::string{});
+  return shape;
+}
+
+struct RouterFleet {
+  RouterSettings settings;
+  std::vector<FactoryView> registered;  // every registered factory of the product
+};
+
+Result<RouterFleet> load_fleet(const Snapshot& snap, const std::string& product,
+                         const std::map<std::string, Liveness>& liveness, Millis now) {
+  RouterFleet fleet;
+  auto settings = load_settings(snap, product);
+  if (!settings) return settings.error();
+  fleet.settings = *settings;
+  auto records = list_factories(snap, product);
+  if (!records) return records.error();
+  for (const auto& record : *records) {
+    auto view = factory_view(snap, record, liveness, fleet.settings, now);
+    if (!view) return view.error();
+    fleet.registered.push_back(std::move(*view));
+  }
+  return fleet;
+}
+
+// Ranks `views` for `job`: eligible first, by total, then id.
+std::vector<ExplainRow> rank_factories(const Candidate& job, const std::vector<FactoryView>& views,
+                                       const RouterSettings& settings, Millis now) {
+  std::vector<ExplainRow> rows;
+  for (const auto& v : views) rows.push_back({v, score(job, v, settings, now), 0});
+  std::sort(rows.begin(), rows.end(), [](const ExplainRow& a, const ExplainRow& b) {
+    if (a.score.eligible != b.score.eligible) return a.score.eligible;
+    if (std::abs(a.score.total - b.score.total) > 1e-9) return a.score.total > b.score.total;
+    return a.factory.id < b.factory.id;
+  });
+  int rank = 0;
+  for (auto& row : rows) row.rank = row.score.eligible ? ++rank : 0;
+  return rows;
+}
+
+}  // namespace
+
+Candidate candidate_of(const Job& job) {
+  Candidate c;
+  c.id = job.id;
+  c.priority = job.priority;
+  c.created_at = job.created_at;
+  c.capabilities = job.capabilities;
+  c.budget_usd = job.budget.usd;
+  c.wall_seconds = job.budget.wall_seconds;
+  c.engine = job.engine;
+  c.last_factory = job.last_factory;
+  return c;
+}
+
+Result<std::vector<ExplainRow>> explain(const Snapshot& snap, const Job& job,
+                                        const std::map<std::string, Liveness>& liveness,
+                                        const std::optional<FactoryView>& extra, Millis now) {
+  auto fleet = load_fleet(snap, job.product, liveness, now);
+  if (!fleet) return fleet.error();
+  std::vector<FactoryView> views = fleet->registered;
+  if (extra && std::none_of(views.begin(), views.end(), [&](const FactoryView& v) { return v.id == extra->id; })) {
+    views.push_back(*extra);
+  }
+  return rank_factories(candidate_of(job), views, fleet->settings, now);
+}
+
 Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Millis now) {
   if (auto ok = validate_name("product", request.product); !ok) return ok.error();
   if (auto ok = validate_name("factory", request.factory); !ok) return ok.error();
-  for (const auto& cap : request.capabilities) {
-    if (auto ok = validate_name("capability", cap); !ok) return ok.error();
+  if (request.capabilities) {
+    for (const auto& cap : *request.capabilities) {
+      if (auto ok = validate_name("capability", cap); !ok) return ok.error();
+    }
   }
   if (auto ttl = check_ttl(request.ttl_seconds); !ttl) return ttl.error();
+  auto fleet = load_fleet(snap, request.product, request.liveness, now);
+  if (!fleet) return fleet.error();
+  const RouterSettings& settings = fleet->settings;
 
-  std::string dir = layout::queued_dir(request.product);
-  auto entries = snap.list(dir);
-  if (!entries) return entries.error();
-  std::optional<std::string> chosen;
-  for (const auto& name : *entries) {  // best first, by construction of the names
-    std::string path = dir + "/" + name;
-    auto text = snap.read(path);
-    if (!text) return text.error();
-    if (!*text) continue;
-    auto doc = parse_toml(**text, path);
-    if (!doc) return make_error(ErrorCode::error, "corrupt queue entry " + path + ": " + doc.error().message);
-    std::vector<std::string> required;
-    if (const toml::array* caps = (*doc)["capabilities"].as_array()) {
-      for (const auto& cap : *caps) required.push_back(cap.value_or(std::string{}));
-    }
-    if (offers(request.capabilities, required)) {
-      chosen = (*doc)["id"].value_or(std::string{});
-      break;
+  // The claimer's own view: its registration if any; claiming proves it is up.
+  FactoryView self;
+  self.id = request.factory;
+  std::vector<FactoryView> others;
+  for (const auto& v : fleet->registered) {
+    if (v.id == request.factory) {
+      self = v;
+    } else {
+      others.push_back(v);
     }
   }
-  if (!chosen) {
-    std::string why = entries->empty() ? "the queue of product " + request.product + " is empty"
-                                       : std::to_string(entries->size()) + " queued, none within capabilities [";
-    if (!entries->empty()) {
-      for (std::size_t i = 0; i < request.capabilities.size(); ++i) why += (i ? "," : "") + request.capabilities[i];
+  auto registration = find_factory(snap, request.factory);
+  if (!registration) return registration.error();
+  if (*registration && (*registration)->product != request.product) {
+    return make_error(ErrorCode::conflict, "factory " + request.factory + " is registered to product " +
+                                               (*registration)->product);
+  }
+  if (!*registration) {
+    auto used = seats_used(snap, request.factory);
+    if (!used) return used.error();
+    self.seats_used = *used;
+  }
+  self.health = Health::healthy;
+  if (request.capabilities) {
+    std::set<std::string> caps(request.capabilities->begin(), request.capabilities->end());
+    self.capabilities.assign(caps.begin(), caps.end());
+  }
+  if (self.seats > 0 && self.seats_used >= self.seats) {
+    return make_error(ErrorCode::nothing_to_claim, "nothing to claim for " + request.factory + ": all " +
+                                                       std::to_string(self.seats) + " seats in use");
+  }
+
+  std::string dir = layout::queued_dir(request.product);
+  auto capsets = snap.list(dir);
+  if (!capsets) return capsets.error();
+  std::optional<Candidate> best;
+  Score best_score;
+  std::size_t queued = 0, deferred = 0;
+  for (const auto& capset : *capsets) {
+    std::vector<std::string> caps = layout::capset_capabilities(capset);
+    auto entries = snap.list(dir + "/" + capset);
+    if (!entries) return entries.error();
+    queued += entries->size();
+    if (!offers(self.capabilities, caps)) continue;
+    char skip_rank = 0;  // entries of a rank whose bound already lost: the rest of that rank is younger
+    for (const auto& name : *entries) {
+      if (name[0] == skip_rank) continue;
+      auto shape = shape_of(name, caps);
+      if (!shape) continue;
+      if (best) {
+        Score bound = score_upper_bound(*shape, self, settings, now);
+        if (!ranks_before(*shape, bound, *best, best_score)) {
+          skip_rank = name[0];
+          continue;
+        }
+      }
+      auto candidate = read_candidate(snap, dir + "/" + capset + "/" + name, *shape);
+      if (!candidate) return candidate.error();
+      Score s = score(*candidate, self, settings, now);
+      if (best && !ranks_before(*candidate, s, *best, best_score)) continue;
+      // Best fit across the fleet: leave a young job to a clearly better factory that can take it now.
+      if (now - candidate->created_at < settings.defer_window * 1000) {
+        bool better_elsewhere = std::any_of(others.begin(), others.end(), [&](const FactoryView& other) {
+          Score o = score(*candidate, other, settings, now);
+          return o.eligible && o.health == 1.0 && o.total > s.total + 0.05;
+        });
+        if (better_elsewhere) {
+          ++deferred;
+          continue;
+        }
+      }
+      best = std::move(*candidate);
+      best_score = s;
+    }
+  }
+  if (!best) {
+    std::string why = queued == 0 ? "the queue of product " + request.product + " is empty"
+                                  : std::to_string(queued) + " queued, none within capabilities [";
+    if (queued) {
+      for (std::size_t i = 0; i < self.capabilities.size(); ++i) why += (i ? "," : "") + self.capabilities[i];
       why += "]";
+      if (deferred) why += " or " + std::to_string(deferred) + " left for better-fitting factories";
     }
     return make_error(ErrorCode::nothing_to_claim, "nothing to claim for " + request.factory + ": " + why);
   }
 
-  auto job = load_job(snap, *chosen, request.product);
+  auto job = load_job(snap, best->id, request.product);
   if (!job) return job.error();
   if (job->stage != Stage::queued) {
     return make_error(ErrorCode::error, "corrupt store: job " + job->id + " is indexed as queued but is " +
                                             stage_name(job->stage));
   }
+  std::vector<FactoryView> everyone = others;
+  everyone.push_back(self);
+  auto ranking = rank_factories(*best, everyone, settings, now);
+
   Transition t{{}, std::move(*job), std::nullopt};
   JobWrite w(t, now, request.actor);
   w.leave_queue();
@@ -284,6 +450,7 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
   j.lease_epoch = std::max<std::int64_t>(1, j.lease_epoch);
   j.attempts += 1;
   j.reason.clear();
+  j.last_factory = request.factory;
   Lease lease{request.factory, j.lease_epoch, now, now, now + request.ttl_seconds * 1000};
   w.put_lease(lease, std::nullopt);
   Run run;
@@ -291,12 +458,89 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
   run.factory = request.factory;
   run.claimed_at = now;
   run.checkpoint = j.checkpoint;
+  Routing& r = run.routing;
+  r.present = true;
+  r.capability_fit = best_score.capability_fit;
+  r.affinity = best_score.affinity;
+  r.load = best_score.load;
+  r.cost_fit = best_score.cost_fit;
+  r.health = best_score.health;
+  r.starvation_penalty = best_score.starvation_penalty;
+  r.total = best_score.total;
+  r.effective_priority = best_score.effective_priority;
+  for (const auto& row : ranking) {
+    if (row.score.eligible) ++r.candidates;
+    if (row.factory.id == request.factory) r.rank = row.rank;
+  }
   w.put_run(run);
+  char score_text[32];
+  std::snprintf(score_text, sizeof score_text, "%.3f", best_score.total);
   w.move(Stage::assigned, "claim", request.factory,
-         "attempt " + std::to_string(j.attempts) + " of " + std::to_string(j.max_attempts) +
+         "attempt " + std::to_string(j.attempts) + " of " + std::to_string(j.max_attempts) + ", score " + score_text +
              (j.checkpoint.empty() ? "" : ", resume from " + j.checkpoint));
   w.finish("claim", "assigned to " + request.factory, request.factory, j.lease_epoch);
   return t;
+}
+
+Result<Transition> preempt_one(const Snapshot& snap, const std::string& product,
+                               const std::map<std::string, Liveness>& liveness, bool enabled,
+                               const std::string& actor, Millis now) {
+  auto fleet = load_fleet(snap, product, liveness, now);
+  if (!fleet) return fleet.error();
+  if (!enabled && !fleet->settings.preemption) return Transition{};
+  std::string dir = layout::queued_dir(product);
+  auto capsets = snap.list(dir);
+  if (!capsets) return capsets.error();
+  // The oldest critical jobs first (entry names of rank 0 sort by age).
+  std::vector<Candidate> critical;
+  for (const auto& capset : *capsets) {
+    auto entries = snap.list(dir + "/" + capset);
+    if (!entries) return entries.error();
+    for (const auto& name : *entries) {
+      if (name[0] != '0') break;
+      if (auto shape = shape_of(name, layout::capset_capabilities(capset))) critical.push_back(*shape);
+    }
+  }
+  std::sort(critical.begin(), critical.end(),
+            [](const Candidate& a, const Candidate& b) { return a.created_at < b.created_at || (a.created_at == b.created_at && a.id < b.id); });
+  for (const auto& job : critical) {
+    std::vector<RunningJob> running;
+    bool placeable = false;
+    for (const auto& v : fleet->registered) {
+      if (v.health == Health::down || !offers(v.capabilities, job.capabilities)) continue;
+      if (v.seats_used < v.seats) {
+        placeable = true;
+        break;
+      }
+      auto held = held_jobs(snap, v.id);
+      if (!held) return held.error();
+      running.insert(running.end(), held->begin(), held->end());
+    }
+    if (placeable) continue;
+    auto victim = select_victim(running, job.priority);
+    if (!victim) continue;
+    auto victim_job = load_job(snap, victim->id, "");
+    if (!victim_job) return victim_job.error();
+    auto lease = find_lease(snap, victim->id);
+    if (!lease) return lease.error();
+    if (!*lease) continue;
+    Transition t{{}, std::move(*victim_job), std::nullopt};
+    JobWrite w(t, now, actor);
+    auto run = load_run(snap, t.job, (*lease)->epoch);
+    if (!run) return run.error();
+    run->ended_at = now;
+    run->result = "preempted";
+    run->reason = "preempted by " + job.id;
+    w.put_run(*run);
+    w.drop_lease(**lease);
+    std::int64_t old_epoch = t.job.lease_epoch;
+    t.job.lease_epoch += 1;
+    w.move(Stage::queued, "preempt", (*lease)->holder, "evicted from " + (*lease)->holder + " for critical " + job.id);
+    w.enter_queue();
+    w.finish("preempt", "evicted from " + (*lease)->holder + " for " + job.id, (*lease)->holder, old_epoch);
+    return t;
+  }
+  return Transition{};
 }
 
 Result<Transition> renew(const Snapshot& snap, const WorkerCall& call, std::int64_t ttl_seconds, Millis now) {

@@ -20,7 +20,9 @@
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/job.hpp"
+#include "core/factories.hpp"
 #include "core/records.hpp"
+#include "core/router.hpp"
 #include "core/snapshot.hpp"
 
 namespace gigafab::core {
@@ -47,16 +49,42 @@ struct Transition {
 struct ClaimRequest {
   std::string product;
   std::string factory;
-  std::vector<std::string> capabilities;  // what the factory offers
+  // What the factory offers; unset: its registered capabilities (none if it
+  // never registered).
+  std::optional<std::vector<std::string>> capabilities;
   std::int64_t ttl_seconds = k_default_ttl_seconds;
   std::string actor;
+  std::map<std::string, Liveness> liveness;  // from refs/gigafab/liveness
 };
 
-// The best queued job of the product whose required capabilities the factory
-// offers (highest priority, then oldest), moved to assigned under a new lease.
-// nothing_to_claim when no queued job fits. Reads only the queued index and
-// the chosen job.
+// The job the router ranks first for this factory (see core/router.hpp),
+// moved to assigned under a new lease, with the routing breakdown kept in the
+// run. A registered factory never holds more leases than its seats. A job
+// that another healthy factory with a free seat fits clearly better is left
+// for it while younger than the defer window. nothing_to_claim when no queued
+// job fits. Reads the queue index, reading an entry only when its bound could
+// beat the best so far, and the one job it takes.
 Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Millis now);
+
+// With preemption on: when the oldest queued critical job fits no registered
+// factory with a free seat, evicts select_victim()'s job from one that fits
+// (back to queued with its checkpoint and a bumped epoch, so its holder is
+// fenced). An empty change when nothing needs evicting.
+Result<Transition> preempt_one(const Snapshot& snap, const std::string& product,
+                               const std::map<std::string, Liveness>& liveness, bool enabled,
+                               const std::string& actor, Millis now);
+
+// The router's view of one job: every registered factory of the product (and
+// `extra`, if given and unregistered), filtered, scored and ranked.
+struct ExplainRow {
+  FactoryView factory;
+  Score score;
+  int rank = 0;  // among eligible factories, 1 = best; 0 when filtered out
+};
+Result<std::vector<ExplainRow>> explain(const Snapshot& snap, const Job& job,
+                                        const std::map<std::string, Liveness>& liveness,
+                                        const std::optional<FactoryView>& extra, Millis now);
+Candidate candidate_of(const Job& job);
 
 Result<Transition> renew(const Snapshot& snap, const WorkerCall& call, std::int64_t ttl_seconds, Millis now);
 Result<Transition> start(const Snapshot& snap, const WorkerCall& call, Millis now);

@@ -60,6 +60,9 @@ Result<Profile> parse_profile(std::string_view text, std::string_view origin) {
     }
   }
   p.engine = t["engine"].value_or(std::string{});
+  if (!p.engine.empty()) {
+    if (auto ok = validate_name("engine", p.engine); !ok) return make_error(ErrorCode::usage, at("engine") + ok.error().message);
+  }
   p.review = t["review"].value_or(false);
   if (auto usd = t["budget"]["usd"].value<double>()) {
     if (*usd < 0) return make_error(ErrorCode::usage, at("budget.usd") + "'budget.usd' must not be negative");

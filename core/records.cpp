@@ -66,6 +66,14 @@ std::string run_to_toml(const Run& run) {
   t.insert("tokens", run.tokens);
   t.insert("summary", run.summary);
   t.insert("checkpoint", run.checkpoint);
+  if (run.routing.present) {
+    const Routing& r = run.routing;
+    t.insert("routing", toml::table{{"capability_fit", r.capability_fit}, {"affinity", r.affinity},
+                                    {"load", r.load}, {"cost_fit", r.cost_fit}, {"health", r.health},
+                                    {"starvation_penalty", r.starvation_penalty}, {"total", r.total},
+                                    {"effective_priority", r.effective_priority}, {"rank", r.rank},
+                                    {"candidates", r.candidates}});
+  }
   return render(t);
 }
 
@@ -85,6 +93,20 @@ Result<Run> run_from_toml(std::string_view text, std::string_view origin) {
   run.tokens = t["tokens"].value_or(std::int64_t{0});
   run.summary = t["summary"].value_or(std::string{});
   run.checkpoint = t["checkpoint"].value_or(std::string{});
+  if (const toml::table* r = t["routing"].as_table()) {
+    Routing& o = run.routing;
+    o.present = true;
+    o.capability_fit = (*r)["capability_fit"].value_or(0.0);
+    o.affinity = (*r)["affinity"].value_or(0.0);
+    o.load = (*r)["load"].value_or(0.0);
+    o.cost_fit = (*r)["cost_fit"].value_or(0.0);
+    o.health = (*r)["health"].value_or(0.0);
+    o.starvation_penalty = (*r)["starvation_penalty"].value_or(0.0);
+    o.total = (*r)["total"].value_or(0.0);
+    o.effective_priority = (*r)["effective_priority"].value_or(std::int64_t{0});
+    o.rank = (*r)["rank"].value_or(std::int64_t{0});
+    o.candidates = (*r)["candidates"].value_or(std::int64_t{0});
+  }
   return run;
 }
 

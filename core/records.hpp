@@ -22,6 +22,17 @@ struct Lease {
   bool operator==(const Lease&) const = default;
 };
 
+// Why a run went to its factory: the router's terms at claim time.
+struct Routing {
+  bool present = false;
+  double capability_fit = 0, affinity = 0, load = 0, cost_fit = 0, health = 0, starvation_penalty = 0;
+  double total = 0;
+  std::int64_t effective_priority = 0;
+  std::int64_t rank = 0;        // the factory's rank among eligible factories (1 = best)
+  std::int64_t candidates = 0;  // how many factories were eligible
+  bool operator==(const Routing&) const = default;
+};
+
 // jobs/<shard>/<id>/runs/<epoch>.toml: one attempt, from claim to its end.
 struct Run {
   std::int64_t epoch = 0;
@@ -35,6 +46,7 @@ struct Run {
   std::int64_t tokens = 0;
   std::string summary;
   std::string checkpoint;
+  Routing routing;
   bool operator==(const Run&) const = default;
 };
 

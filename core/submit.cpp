@@ -94,6 +94,7 @@ Result<SubmitResult> submit(const Snapshot& snap, const SubmitRequest& request, 
     const Profile& p = *request.profile;
     job.profile = p.name;
     job.profile_version = p.version;
+    job.engine = p.engine;
     caps.insert(p.capabilities.begin(), p.capabilities.end());
     budget = p.budget;
     review = p.review;

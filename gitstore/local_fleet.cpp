@@ -5,9 +5,11 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <cstdlib>
 #include <thread>
 
 #include "core/ids.hpp"
+#include "core/factories.hpp"
 #include "core/layout.hpp"
 #include "core/submit.hpp"
 #include "profiles/builtin.hpp"
@@ -86,6 +88,9 @@ Result<core::Submitted> LocalFleet::submit(const core::SubmitInput& input) {
   if (!snap) return snap.error();
   auto job = core::load_job(**snap, outcome.job_id, "");
   if (!job) return job.error();
+  if (!outcome.duplicate && job->priority == core::Priority::critical && job->stage == core::Stage::queued) {
+    if (auto ok = preempt(job->product); !ok) return ok.error();
+  }
   return core::Submitted{std::move(*job), outcome.duplicate};
 }
 
@@ -181,15 +186,130 @@ Result<std::vector<core::Reaped>> LocalFleet::reap() {
 }
 
 Result<core::Claimed> LocalFleet::claim(const core::ClaimInput& input) {
-  core::ClaimRequest request{input.product, input.factory, input.capabilities, input.ttl_seconds, m_actor};
+  core::ClaimRequest request{input.product, input.factory, input.capabilities, input.ttl_seconds, m_actor, {}};
   core::Millis deadline = core::now_millis() + input.wait_seconds * 1000;
   for (;;) {
     if (auto reaped = reap(); !reaped) return reaped.error();
+    auto live = liveness();
+    if (!live) return live.error();
+    request.liveness = std::move(*live);
+    if (auto ok = preempt(input.product); !ok) return ok.error();
     auto t = apply([&](const core::Snapshot& snap, core::Millis now) { return core::claim(snap, request, now); });
     if (t) return core::Claimed{std::move(t->job), std::move(*t->lease)};
     if (t.error().code != ErrorCode::nothing_to_claim || core::now_millis() >= deadline) return t.error();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+}
+
+Result<std::map<std::string, core::Liveness>> LocalFleet::liveness() {
+  auto snap = m_store.snapshot_of(core::layout::k_liveness_ref);
+  if (!snap) return snap.error();
+  return core::load_liveness(**snap);
+}
+
+Result<void> LocalFleet::preempt(const std::string& product) {
+  const char* flag = std::getenv("FLEET_PREEMPTION");
+  bool enabled = flag && std::string_view(flag) == "1";
+  auto live = liveness();
+  if (!live) return live.error();
+  for (;;) {
+    auto t = apply([&](const core::Snapshot& snap, core::Millis now) {
+      return core::preempt_one(snap, product, *live, enabled, m_actor, now);
+    });
+    if (!t) return t.error();
+    if (t->change.empty()) return {};
+  }
+}
+
+Result<core::FactoryStatus> LocalFleet::heartbeat(const core::HeartbeatInput& input) {
+  core::HeartbeatInput in = input;
+  in.actor = m_actor;
+  auto registered = m_store.transact(
+      [&](const core::Snapshot& snap) { return core::register_factory(snap, in, core::now_millis()); }, m_actor);
+  if (!registered) return registered.error();
+  auto beat = m_store.transact_on(
+      core::layout::k_liveness_ref,
+      [&](const core::Snapshot&) -> Result<core::Change> { return core::record_liveness(in, core::now_millis()); },
+      m_actor, false);
+  if (!beat) return beat.error();
+  auto all = factories(in.product);
+  if (!all) return all.error();
+  for (auto& status : *all) {
+    if (status.record.id == in.factory) return std::move(status);
+  }
+  return make_error(ErrorCode::error, "factory " + in.factory + " vanished after its heartbeat");
+}
+
+Result<std::vector<core::FactoryStatus>> LocalFleet::factories(const std::string& product) {
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  auto live = liveness();
+  if (!live) return live.error();
+  auto settings = core::load_settings(**snap, product);
+  if (!settings) return settings.error();
+  auto records = core::list_factories(**snap, product);
+  if (!records) return records.error();
+  core::Millis now = core::now_millis();
+  std::vector<core::FactoryStatus> out;
+  for (auto& record : *records) {
+    core::FactoryStatus status;
+    auto it = live->find(record.id);
+    if (it != live->end()) {
+      status.last_heartbeat_at = it->second.last_heartbeat_at;
+      status.load = it->second.load;
+      status.health = core::health_from_age(now - status.last_heartbeat_at, *settings);
+    }
+    auto held = core::held_jobs(**snap, record.id);
+    if (!held) return held.error();
+    status.jobs = std::move(*held);
+    status.record = std::move(record);
+    out.push_back(std::move(status));
+  }
+  return out;
+}
+
+Result<std::vector<core::ExplainRow>> LocalFleet::explain(const std::string& id, const std::string& product) {
+  if (auto ok = core::validate_job_id(id); !ok) return ok.error();
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  auto job = core::load_job(**snap, id, product);
+  if (!job) return job.error();
+  auto live = liveness();
+  if (!live) return live.error();
+  return core::explain(**snap, *job, *live, std::nullopt, core::now_millis());
+}
+
+Result<core::RouterSettings> LocalFleet::settings(const std::string& product) {
+  if (auto ok = core::validate_name("product", product); !ok) return ok.error();
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  return core::load_settings(**snap, product);
+}
+
+Result<core::RouterSettings> LocalFleet::update_settings(const std::string& product,
+                                                         const std::vector<std::string>& assignments) {
+  if (auto ok = core::validate_name("product", product); !ok) return ok.error();
+  core::RouterSettings result;
+  auto committed = m_store.transact(
+      [&](const core::Snapshot& snap) -> Result<core::Change> {
+        auto current = core::load_settings(snap, product);
+        if (!current) return current.error();
+        result = *current;
+        for (const auto& a : assignments) {
+          if (auto ok = core::apply_setting(result, a); !ok) return ok.error();
+        }
+        core::Change change;
+        if (result == *current) return change;
+        change.put(core::layout::router_settings(product), core::settings_to_toml(result));
+        std::string what;
+        for (const auto& a : assignments) what += (what.empty() ? "" : " ") + a;
+        change.summary = "weights " + product + ": " + what;
+        change.trailers = {{"Gigafab-Op", "weights"}, {"Gigafab-Product", product}, {"Gigafab-Actor", m_actor}};
+        return change;
+      },
+      m_actor);
+  if (!committed) return committed.error();
+  return result;
 }
 
 Result<core::Lease> LocalFleet::renew(core::WorkerCall call, std::int64_t ttl_seconds) {

@@ -38,6 +38,13 @@ class LocalFleet final : public core::Fleet {
   Result<std::vector<core::Event>> events(const std::string& id, const std::string& product,
                                           std::int64_t after) override;
 
+  Result<core::FactoryStatus> heartbeat(const core::HeartbeatInput& input) override;
+  Result<std::vector<core::FactoryStatus>> factories(const std::string& product) override;
+  Result<std::vector<core::ExplainRow>> explain(const std::string& id, const std::string& product) override;
+  Result<core::RouterSettings> settings(const std::string& product) override;
+  Result<core::RouterSettings> update_settings(const std::string& product,
+                                               const std::vector<std::string>& assignments) override;
+
   Store& store() { return m_store; }
 
  private:
@@ -47,6 +54,9 @@ class LocalFleet final : public core::Fleet {
   Result<core::Transition> apply(const TransitionOp& op);
 
   Result<const core::Catalog*> catalog();
+  Result<std::map<std::string, core::Liveness>> liveness();
+  // Evicts for waiting critical jobs while preemption is on (FLEET_PREEMPTION=1 or the product setting).
+  Result<void> preempt(const std::string& product);
 
   Store m_store;
   std::string m_actor;

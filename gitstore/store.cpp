@@ -236,14 +236,15 @@ struct Store::Impl {
     if (repo) git_repository_free(repo);
   }
 
-  Result<std::optional<git_oid>> tip() const {
+  Result<std::optional<git_oid>> tip(const char* ref = k_state_ref) const {
     git_oid oid;
-    int rc = git_reference_name_to_id(&oid, repo, k_state_ref);
+    int rc = git_reference_name_to_id(&oid, repo, ref);
+    if (rc == GIT_ENOTFOUND && ref != std::string_view(k_state_ref)) return std::optional<git_oid>{};
     if (rc == GIT_ENOTFOUND) {
       return make_error(ErrorCode::error, "store " + path + " has no " + k_state_ref +
                                               " (corrupt store? restore the ref or re-create the store)");
     }
-    if (rc < 0) return git_failure("cannot read " + std::string(k_state_ref) + " in " + path);
+    if (rc < 0) return git_failure("cannot read " + std::string(ref) + " in " + path);
     return std::optional<git_oid>{oid};
   }
 
@@ -262,8 +263,8 @@ struct Store::Impl {
   // Removes a ref lock file that no live gigafab writer can own: we hold the
   // writer lock, so a ref lock older than a few seconds was left by a process
   // killed between creating and renaming it.
-  bool recover_stale_ref_lock() const {
-    std::string lock = path + "/" + k_state_ref + ".lock";
+  bool recover_stale_ref_lock(const char* ref) const {
+    std::string lock = path + "/" + ref + ".lock";
     struct stat st {};
     if (::stat(lock.c_str(), &st) != 0) return false;
     double age = std::difftime(std::time(nullptr), st.st_mtime);
@@ -274,10 +275,14 @@ struct Store::Impl {
     return true;
   }
 
-  Result<git_oid> write_commit(const git_oid* parent, const core::Change& change, const std::string& actor) {
+  // Writes `change` on top of `base_commit`'s tree as a commit whose parent is
+  // `parent` (both may be null).
+  Result<git_oid> write_commit(const git_oid* parent, const core::Change& change, const std::string& actor,
+                               const git_oid* base_commit = nullptr) {
+    if (!base_commit) base_commit = parent;
     TreeHandle base;
-    if (parent) {
-      auto tree = tree_of(*parent);
+    if (base_commit) {
+      auto tree = tree_of(*base_commit);
       if (!tree) return tree.error();
       base.ptr = *tree;
     }
@@ -408,6 +413,20 @@ Result<std::unique_ptr<core::Snapshot>> Store::snapshot() const {
 }
 
 Result<std::string> Store::transact(const Operation& op, const std::string& actor) {
+  return transact_on(k_state_ref, op, actor, true);
+}
+
+Result<std::unique_ptr<core::Snapshot>> Store::snapshot_of(const char* ref) const {
+  auto tip = m_impl->tip(ref);
+  if (!tip) return tip.error();
+  if (!*tip) return std::unique_ptr<core::Snapshot>(std::make_unique<core::MemorySnapshot>());
+  auto tree = m_impl->tree_of(**tip);
+  if (!tree) return tree.error();
+  return std::unique_ptr<core::Snapshot>(std::make_unique<TreeSnapshot>(m_impl->repo, *tree));
+}
+
+Result<std::string> Store::transact_on(const char* ref_name, const Operation& op, const std::string& actor,
+                                       bool keep_history) {
   auto lock = WriterLock::acquire(m_impl->path);
   if (!lock) return lock.error();
   std::minstd_rand jitter(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(core::now_millis()));
@@ -415,35 +434,43 @@ Result<std::string> Store::transact(const Operation& op, const std::string& acto
   const core::Millis lock_deadline = core::now_millis() + 10'000;
   int cas_losses = 0;
   for (;;) {
-    auto tip = m_impl->tip();
+    auto tip = m_impl->tip(ref_name);
     if (!tip) return tip.error();
-    git_oid parent = **tip;
-    auto tree = m_impl->tree_of(parent);
-    if (!tree) return tree.error();
-    TreeSnapshot snap(m_impl->repo, *tree);
-    auto change = op(snap);
+    std::optional<git_oid> parent = *tip;
+    std::unique_ptr<core::Snapshot> snap;
+    if (parent) {
+      auto tree = m_impl->tree_of(*parent);
+      if (!tree) return tree.error();
+      snap = std::make_unique<TreeSnapshot>(m_impl->repo, *tree);
+    } else {
+      snap = std::make_unique<core::MemorySnapshot>();
+    }
+    auto change = op(*snap);
     if (!change) return change.error();
-    if (change->empty()) return oid_hex(parent);
-    auto commit = m_impl->write_commit(&parent, *change, actor);
+    if (change->empty()) return parent ? oid_hex(*parent) : std::string{};
+    const git_oid* parent_ptr = parent ? &*parent : nullptr;
+    auto commit = m_impl->write_commit(keep_history ? parent_ptr : nullptr, *change, actor, parent_ptr);
     if (!commit) return commit.error();
 
     RefHandle ref;
     std::string reflog = change->summary;
-    int rc = git_reference_create_matching(ref.out(), m_impl->repo, k_state_ref, &*commit, 1, &parent,
-                                           reflog.c_str());
+    int rc = parent ? git_reference_create_matching(ref.out(), m_impl->repo, ref_name, &*commit, 1, parent_ptr,
+                                                    reflog.c_str())
+                    : git_reference_create(ref.out(), m_impl->repo, ref_name, &*commit, 0, reflog.c_str());
+    if (rc == GIT_EEXISTS) rc = GIT_EMODIFIED;  // created by someone else meanwhile
     if (rc == 0) return oid_hex(*commit);
     if (rc == GIT_ELOCKED) {
       // Someone outside our writer lock holds the ref lock (a git process), or
       // a killed writer left it behind: wait for it, and remove it once stale.
-      if (m_impl->recover_stale_ref_lock()) continue;
+      if (m_impl->recover_stale_ref_lock(ref_name)) continue;
       if (core::now_millis() > lock_deadline) {
-        return make_error(ErrorCode::error, "cannot update " + std::string(k_state_ref) + ": " + m_impl->path +
-                                                "/" + k_state_ref + ".lock is held by another process");
+        return make_error(ErrorCode::error, "cannot update " + std::string(ref_name) + ": " + m_impl->path +
+                                                "/" + ref_name + ".lock is held by another process");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       continue;
     }
-    if (rc != GIT_EMODIFIED) return git_failure("cannot update " + std::string(k_state_ref));
+    if (rc != GIT_EMODIFIED) return git_failure("cannot update " + std::string(ref_name));
     // Lost the race to a writer outside our lock (another host, a push): back
     // off with jitter and re-run the operation on the new tip.
     if (++cas_losses >= k_max_cas_losses) {

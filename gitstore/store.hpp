@@ -70,6 +70,14 @@ class Store {
   // (or the unchanged tip). The op's own error is returned unchanged.
   Result<std::string> transact(const Operation& op, const std::string& actor);
 
+  // The same, on another ref. With keep_history false the commit has no
+  // parent (the ref still moves by compare-and-swap), so nothing accumulates
+  // in its history: used for liveness, which changes nothing but timestamps.
+  Result<std::string> transact_on(const char* ref, const Operation& op, const std::string& actor,
+                                  bool keep_history);
+  // A view of another ref's tip; empty when the ref does not exist yet.
+  Result<std::unique_ptr<core::Snapshot>> snapshot_of(const char* ref) const;
+
   // Commits of the state ref, newest first; all when limit is 0.
   Result<std::vector<CommitInfo>> history(std::size_t limit = 0) const;
 

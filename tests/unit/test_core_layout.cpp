@@ -43,10 +43,15 @@ TEST_CASE("other document paths") {
   CHECK(layout::dependents_dir("j-abcdefgh") == "index/dependents/ab/j-abcdefgh");
 }
 
-TEST_CASE("queued entries are named <rank>-<created>-<id> under the product") {
+TEST_CASE("queued entries are named <rank>-<created>-<id> under the product and capability set") {
   core::Job job = make_job("j-abcdefgh", core::Priority::high, 1700000000123, "acme");
   CHECK(layout::queued_entry_name(job) == "1-1700000000123-j-abcdefgh");
-  CHECK(layout::queued_entry(job) == "index/queued/acme/1-1700000000123-j-abcdefgh");
+  CHECK(layout::queued_entry(job) == "index/queued/acme/_any/1-1700000000123-j-abcdefgh");
+  job.capabilities = {"linux", "xcode"};
+  CHECK(layout::queued_entry(job) == "index/queued/acme/linux+xcode/1-1700000000123-j-abcdefgh");
+  CHECK(layout::capset_capabilities("linux+xcode") == std::vector<std::string>{"linux", "xcode"});
+  CHECK(layout::capset_capabilities("_any").empty());
+  CHECK(layout::capset_capabilities(layout::capset_name({"gpu"})) == std::vector<std::string>{"gpu"});
   CHECK(layout::queued_entry_name(make_job("j-aaaaaaaa", core::Priority::critical, 5)) ==
         "0-0000000000005-j-aaaaaaaa");
   CHECK(layout::queued_entry_name(make_job("j-aaaaaaaa", core::Priority::normal, 0)) == "2-0000000000000-j-aaaaaaaa");

@@ -147,7 +147,7 @@ TEST_CASE("submit creates the job document, body, queued entry and idempotency e
 
   CHECK(written(change, layout::job_body(id)) == body);
 
-  std::string queued = "index/queued/default/1-1700000000123-" + id;
+  std::string queued = "index/queued/default/" + layout::capset_name(job->capabilities) + "/1-1700000000123-" + id;
   CHECK(layout::queued_entry(*job) == queued);
   CHECK(written(change, queued) == layout::queued_entry_document(*job));
   CHECK(written(change, queued).find("id = \"" + id + "\"") != std::string::npos);

@@ -1,0 +1,98 @@
+// gigafab factory heartbeat|list: register factories, report liveness, and
+// see the fleet's health, seats and current jobs.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+
+namespace gigafab::cli {
+
+namespace {
+
+nlohmann::json status_json(const core::FactoryStatus& s) {
+  nlohmann::json jobs = nlohmann::json::array();
+  for (const auto& j : s.jobs) jobs.push_back({{"id", j.id}, {"priority", core::priority_name(j.priority)}});
+  return {{"id", s.record.id},
+          {"productId", s.record.product},
+          {"capabilities", s.record.capabilities},
+          {"seats", s.record.seats},
+          {"seatsUsed", s.jobs.size()},
+          {"engine", s.record.engine.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.record.engine)},
+          {"usdPerHour", s.record.usd_per_hour},
+          {"load", s.load},
+          {"health", core::health_name(s.health)},
+          {"lastHeartbeatAt", s.last_heartbeat_at ? nlohmann::json(core::format_time(s.last_heartbeat_at)) : nlohmann::json(nullptr)},
+          {"registeredAt", core::format_time(s.record.registered_at)},
+          {"jobs", std::move(jobs)}};
+}
+
+}  // namespace
+
+Runner define_factory(CLI::App& app, Context&) {
+  app.require_subcommand(1);
+  CLI::App* beat = app.add_subcommand("heartbeat", "register or refresh a factory");
+  CLI::App* list = app.add_subcommand("list", "every factory of the product: health, seats, jobs");
+  beat->fallthrough();
+  list->fallthrough();
+  struct Options {
+    core::HeartbeatInput input;
+    std::vector<std::string> caps;
+    std::int64_t seats = 0;
+    std::string engine;
+    double usd_per_hour = 0;
+  };
+  auto opts = std::make_shared<Options>();
+  beat->add_option("--factory", opts->input.factory, "factory id")->required()->envname("GIGAFAB_FACTORY");
+  CLI::Option* caps = beat->add_option("--caps", opts->caps, "capabilities it offers (comma-separated)")->delimiter(',');
+  CLI::Option* seats = beat->add_option("--seats", opts->seats, "how many jobs it runs at once (default 1)");
+  beat->add_option("--load", opts->input.load, "current load (e.g. the 1-minute load average)");
+  CLI::Option* engine = beat->add_option("--engine", opts->engine, "the engine it runs (claude, codex, devin, shell)");
+  CLI::Option* cost = beat->add_option("--usd-per-hour", opts->usd_per_hour, "what an hour of it costs (for costFit)");
+  return [opts, beat, caps, seats, engine, cost](Context& ctx) -> Result<void> {
+    auto fleet = ctx.fleet();
+    if (!fleet) return fleet.error();
+    if (beat->parsed()) {
+      core::HeartbeatInput in = opts->input;
+      in.product = ctx.globals.product;
+      if (caps->count()) in.capabilities = opts->caps;
+      if (seats->count()) in.seats = opts->seats;
+      if (engine->count()) in.engine = opts->engine;
+      if (cost->count()) in.usd_per_hour = opts->usd_per_hour;
+      auto status = (*fleet)->heartbeat(in);
+      if (!status) return status.error();
+      if (ctx.globals.json) {
+        print_json(status_json(*status));
+      } else {
+        std::printf("%s %s %zu/%lld\n", status->record.id.c_str(), core::health_name(status->health),
+                    status->jobs.size(), static_cast<long long>(status->record.seats));
+      }
+      return {};
+    }
+    auto all = (*fleet)->factories(ctx.globals.product);
+    if (!all) return all.error();
+    if (ctx.globals.json) {
+      nlohmann::json list_json = nlohmann::json::array();
+      for (const auto& s : *all) list_json.push_back(status_json(s));
+      print_json({{"factories", std::move(list_json)}});
+      return {};
+    }
+    if (all->empty()) return {};
+    std::vector<std::vector<std::string>> rows = {{"FACTORY", "HEALTH", "SEATS", "LOAD", "ENGINE", "CAPABILITIES", "LAST HEARTBEAT", "JOBS"}};
+    for (const auto& s : *all) {
+      std::string caps_text, jobs;
+      for (const auto& c : s.record.capabilities) caps_text += (caps_text.empty() ? "" : ",") + c;
+      for (const auto& j : s.jobs) jobs += (jobs.empty() ? "" : " ") + j.id;
+      char load[32];
+      std::snprintf(load, sizeof load, "%g", s.load);
+      rows.push_back({s.record.id, core::health_name(s.health),
+                      std::to_string(s.jobs.size()) + "/" + std::to_string(s.record.seats), load,
+                      s.record.engine.empty() ? "-" : s.record.engine, caps_text.empty() ? "-" : caps_text,
+                      s.last_heartbeat_at ? core::format_time(s.last_heartbeat_at) : "never", jobs.empty() ? "-" : jobs});
+    }
+    print_table(rows);
+    return {};
+  };
+}
+
+}  // namespace gigafab::cli
