@@ -41,15 +41,16 @@ Runner define_factory(CLI::App& app, Context&) {
     std::int64_t seats = 0;
     std::string engine;
     double usd_per_hour = 0;
+    double load = 0;
   };
   auto opts = std::make_shared<Options>();
   beat->add_option("--factory", opts->input.factory, "factory id")->required()->envname("GIGAFAB_FACTORY");
   CLI::Option* caps = beat->add_option("--caps", opts->caps, "capabilities it offers (comma-separated)")->delimiter(',');
   CLI::Option* seats = beat->add_option("--seats", opts->seats, "how many jobs it runs at once (default 1)");
-  beat->add_option("--load", opts->input.load, "current load (e.g. the 1-minute load average)");
+  CLI::Option* load = beat->add_option("--load", opts->load, "current load, e.g. the 1-minute load average (default: as last reported)");
   CLI::Option* engine = beat->add_option("--engine", opts->engine, "the engine it runs (claude, codex, devin, shell)");
   CLI::Option* cost = beat->add_option("--usd-per-hour", opts->usd_per_hour, "what an hour of it costs (for costFit)");
-  return [opts, beat, caps, seats, engine, cost](Context& ctx) -> Result<void> {
+  return [opts, beat, caps, seats, engine, cost, load](Context& ctx) -> Result<void> {
     auto fleet = ctx.fleet();
     if (!fleet) return fleet.error();
     if (beat->parsed()) {
@@ -59,6 +60,7 @@ Runner define_factory(CLI::App& app, Context&) {
       if (seats->count()) in.seats = opts->seats;
       if (engine->count()) in.engine = opts->engine;
       if (cost->count()) in.usd_per_hour = opts->usd_per_hour;
+      if (load->count()) in.load = opts->load;
       auto status = (*fleet)->heartbeat(in);
       if (!status) return status.error();
       if (ctx.globals.json) {
@@ -83,10 +85,10 @@ Runner define_factory(CLI::App& app, Context&) {
       std::string caps_text, jobs;
       for (const auto& c : s.record.capabilities) caps_text += (caps_text.empty() ? "" : ",") + c;
       for (const auto& j : s.jobs) jobs += (jobs.empty() ? "" : " ") + j.id;
-      char load[32];
-      std::snprintf(load, sizeof load, "%g", s.load);
+      char load_text[32];
+      std::snprintf(load_text, sizeof load_text, "%g", s.load);
       rows.push_back({s.record.id, core::health_name(s.health),
-                      std::to_string(s.jobs.size()) + "/" + std::to_string(s.record.seats), load,
+                      std::to_string(s.jobs.size()) + "/" + std::to_string(s.record.seats), load_text,
                       s.record.engine.empty() ? "-" : s.record.engine, caps_text.empty() ? "-" : caps_text,
                       s.last_heartbeat_at ? core::format_time(s.last_heartbeat_at) : "never", jobs.empty() ? "-" : jobs});
     }

@@ -74,7 +74,7 @@ Result<Change> register_factory(const Snapshot& state, const HeartbeatInput& in,
     if (auto ok = validate_name("engine", *in.engine); !ok) return ok.error();
   }
   if (in.usd_per_hour && *in.usd_per_hour < 0) return make_error(ErrorCode::usage, "--usd-per-hour must not be negative");
-  if (in.load < 0) return make_error(ErrorCode::usage, "--load must not be negative");
+  if (in.load && *in.load < 0) return make_error(ErrorCode::usage, "--load must not be negative");
 
   auto existing = find_factory(state, in.factory);
   if (!existing) return existing.error();
@@ -109,10 +109,18 @@ Result<Change> register_factory(const Snapshot& state, const HeartbeatInput& in,
   return change;
 }
 
-Change record_liveness(const HeartbeatInput& in, Millis now) {
+Result<Change> record_liveness(const Snapshot& liveness, const HeartbeatInput& in, Millis now) {
   Change change;
+  double value = 0;
+  if (in.load) {
+    value = *in.load;
+  } else {
+    auto previous = load_liveness(liveness);
+    if (!previous) return previous.error();
+    if (auto it = previous->find(in.factory); it != previous->end()) value = it->second.load;
+  }
   char load[32];
-  std::snprintf(load, sizeof load, "%g", in.load);
+  std::snprintf(load, sizeof load, "%g", value);
   change.put(layout::factory_doc(in.factory),
              "last_heartbeat_at = \"" + format_time(now) + "\"\nload = " + load + "\n");
   change.summary = "heartbeat " + in.factory;

@@ -40,7 +40,7 @@ struct HeartbeatInput {
   std::optional<std::int64_t> seats;
   std::optional<std::string> engine;
   std::optional<double> usd_per_hour;
-  double load = 0;
+  std::optional<double> load;  // unset: keep the last reported load
   std::string actor;
 };
 
@@ -48,8 +48,9 @@ struct HeartbeatInput {
 // nothing but liveness changed. Usage errors for invalid input; conflict when
 // the factory is registered to another product.
 Result<Change> register_factory(const Snapshot& state, const HeartbeatInput& input, Millis now);
-// The liveness document to write on refs/gigafab/liveness.
-Change record_liveness(const HeartbeatInput& input, Millis now);
+// The liveness document to write on refs/gigafab/liveness (`liveness` is that
+// ref's current tree).
+Result<Change> record_liveness(const Snapshot& liveness, const HeartbeatInput& input, Millis now);
 
 Result<std::optional<FactoryRecord>> find_factory(const Snapshot& state, const std::string& id);
 Result<std::vector<FactoryRecord>> list_factories(const Snapshot& state, const std::string& product);

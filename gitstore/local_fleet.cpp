@@ -229,7 +229,7 @@ Result<core::FactoryStatus> LocalFleet::heartbeat(const core::HeartbeatInput& in
   if (!registered) return registered.error();
   auto beat = m_store.transact_on(
       core::layout::k_liveness_ref,
-      [&](const core::Snapshot&) -> Result<core::Change> { return core::record_liveness(in, core::now_millis()); },
+      [&](const core::Snapshot& live) { return core::record_liveness(live, in, core::now_millis()); },
       m_actor, false);
   if (!beat) return beat.error();
   auto all = factories(in.product);
