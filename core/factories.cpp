@@ -1,6 +1,7 @@
 #include "core/factories.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <sstream>
 
@@ -73,8 +74,10 @@ Result<Change> register_factory(const Snapshot& state, const HeartbeatInput& in,
   if (in.engine && !in.engine->empty()) {
     if (auto ok = validate_name("engine", *in.engine); !ok) return ok.error();
   }
-  if (in.usd_per_hour && *in.usd_per_hour < 0) return make_error(ErrorCode::usage, "--usd-per-hour must not be negative");
-  if (in.load && *in.load < 0) return make_error(ErrorCode::usage, "--load must not be negative");
+  if (in.usd_per_hour && (!std::isfinite(*in.usd_per_hour) || *in.usd_per_hour < 0)) {
+    return make_error(ErrorCode::usage, "--usd-per-hour must be a finite number >= 0");
+  }
+  if (in.load && (!std::isfinite(*in.load) || *in.load < 0)) return make_error(ErrorCode::usage, "--load must be a finite number >= 0");
 
   auto existing = find_factory(state, in.factory);
   if (!existing) return existing.error();

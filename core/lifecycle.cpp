@@ -535,6 +535,7 @@ Result<Transition> preempt_one(const Snapshot& snap, const std::string& product,
     w.drop_lease(**lease);
     std::int64_t old_epoch = t.job.lease_epoch;
     t.job.lease_epoch += 1;
+    t.job.attempts = std::max<std::int64_t>(0, t.job.attempts - 1);  // not the job's fault: refund the attempt
     w.move(Stage::queued, "preempt", (*lease)->holder, "evicted from " + (*lease)->holder + " for critical " + job.id);
     w.enter_queue();
     w.finish("preempt", "evicted from " + (*lease)->holder + " for " + job.id, (*lease)->holder, old_epoch);

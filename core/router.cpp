@@ -74,13 +74,21 @@ Result<RouterSettings> settings_from_toml(std::string_view text, std::string_vie
   auto parsed = parse_toml(std::string(text), origin);
   if (!parsed) return parsed.error();
   RouterSettings s;
+  // Documents are written by apply_setting; re-validate anyway (a hand edit).
+  auto corrupt = [&](const std::string& why) {
+    return make_error(ErrorCode::error, "invalid router settings " + std::string(origin) + ": " + why);
+  };
   for (const auto& f : k_weight_fields) {
-    if (auto v = (*parsed)["weights"][f.name].value<double>()) s.weights.*f.member = *v;
+    if (auto v = (*parsed)["weights"][f.name].value<double>()) {
+      if (!std::isfinite(*v) || *v < 0 || *v > 100) return corrupt(std::string("weights.") + f.name + " out of range");
+      s.weights.*f.member = *v;
+    }
   }
   for (const auto& f : k_duration_fields) {
     if (auto v = (*parsed)[f.name].value<std::string>()) {
       auto seconds = parse_duration(*v);
-      if (!seconds) return make_error(ErrorCode::error, std::string(origin) + ": " + seconds.error().message);
+      if (!seconds) return corrupt(seconds.error().message);
+      if (*seconds <= 0) return corrupt(std::string(f.name) + " must be longer than zero");
       s.*f.member = *seconds;
     }
   }

@@ -6,7 +6,7 @@
 //
 // Filter: a factory must offer every capability the job requires, must not be
 // down, and must have a free seat. Terms, each in [0, 1]:
-//   capabilityFit  (1+|required|)/(1+|offered|): 1 for an exact fit, lower for
+//   capabilityFit  (1+|required|)/(1+max(|offered|,|required|)): 1 for an exact fit, lower for
 //                  a factory whose extra capabilities other jobs may need
 //   affinity       0.5 if the factory runs the job's engine, + 0.5 if it ran
 //                  the job's previous attempt (its worktree is warm)

@@ -39,4 +39,29 @@ void MemorySnapshot::apply(const Change& change) {
   }
 }
 
+Result<std::optional<std::string>> OverlaySnapshot::read(std::string_view path) const {
+  auto it = m_change.writes.find(std::string(path));
+  if (it != m_change.writes.end()) return it->second;
+  return m_base.read(path);
+}
+
+Result<std::vector<std::string>> OverlaySnapshot::list(std::string_view dir) const {
+  auto base = m_base.list(dir);
+  if (!base) return base.error();
+  std::set<std::string> names(base->begin(), base->end());
+  std::string prefix = std::string(dir) + "/";
+  for (auto it = m_change.writes.lower_bound(prefix); it != m_change.writes.end() && it->first.starts_with(prefix); ++it) {
+    std::string rest = it->first.substr(prefix.size());
+    std::size_t slash = rest.find('/');
+    if (slash != std::string::npos) {
+      names.insert(rest.substr(0, slash));
+    } else if (it->second) {
+      names.insert(rest);
+    } else {
+      names.erase(rest);
+    }
+  }
+  return std::vector<std::string>(names.begin(), names.end());
+}
+
 }  // namespace gigafab::core

@@ -56,4 +56,18 @@ class MemorySnapshot final : public Snapshot {
   std::map<std::string, std::string> m_files;
 };
 
+// A snapshot with a pending change on top: reads see the change first. Lets
+// several operations be computed against one base and committed as one
+// (bulk loads, group commit). Directories the change empties are still listed.
+class OverlaySnapshot final : public Snapshot {
+ public:
+  OverlaySnapshot(const Snapshot& base, const Change& change) : m_base(base), m_change(change) {}
+  Result<std::optional<std::string>> read(std::string_view path) const override;
+  Result<std::vector<std::string>> list(std::string_view dir) const override;
+
+ private:
+  const Snapshot& m_base;
+  const Change& m_change;
+};
+
 }  // namespace gigafab::core

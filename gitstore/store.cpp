@@ -30,7 +30,12 @@ namespace {
 
 void ensure_libgit2() {
   static std::once_flag once;
-  std::call_once(once, [] { git_libgit2_init(); });
+  std::call_once(once, [] {
+    git_libgit2_init();
+    // Like git itself, trust the object store's hashes on read (git fsck
+    // verifies them); re-hashing every object read dominated claim latency.
+    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0);
+  });
 }
 
 Error git_failure(const std::string& what) {
@@ -67,22 +72,28 @@ std::string oid_hex(const git_oid& oid) {
   return buf;
 }
 
-// A read-only view of one state tree.
+// A read-only view of one state tree. Subtrees are looked up once and kept,
+// so the many reads an operation makes in one directory (the queue index, a
+// job's files) parse each tree object once instead of once per read.
 class TreeSnapshot final : public core::Snapshot {
  public:
   TreeSnapshot(git_repository* repo, git_tree* root) : m_repo(repo), m_root(root) {}
-  ~TreeSnapshot() override { git_tree_free(m_root); }
+  ~TreeSnapshot() override {
+    for (auto& [_, tree] : m_trees) git_tree_free(tree);
+    git_tree_free(m_root);
+  }
 
   Result<std::optional<std::string>> read(std::string_view path) const override {
-    EntryHandle entry;
-    std::string p(path);
-    int rc = git_tree_entry_bypath(entry.out(), m_root, p.c_str());
-    if (rc == GIT_ENOTFOUND) return std::optional<std::string>{};
-    if (rc < 0) return git_failure("cannot read " + p);
-    if (git_tree_entry_type(entry.get()) != GIT_OBJECT_BLOB) return std::optional<std::string>{};
+    std::size_t slash = path.rfind('/');
+    auto dir = tree_for(slash == std::string_view::npos ? std::string_view{} : path.substr(0, slash));
+    if (!dir) return dir.error();
+    if (!*dir) return std::optional<std::string>{};
+    std::string name(slash == std::string_view::npos ? path : path.substr(slash + 1));
+    const git_tree_entry* entry = git_tree_entry_byname(*dir, name.c_str());
+    if (!entry || git_tree_entry_type(entry) != GIT_OBJECT_BLOB) return std::optional<std::string>{};
     BlobHandle blob;
-    if (git_blob_lookup(blob.out(), m_repo, git_tree_entry_id(entry.get())) < 0) {
-      return git_failure("cannot read " + p);
+    if (git_blob_lookup(blob.out(), m_repo, git_tree_entry_id(entry)) < 0) {
+      return git_failure("cannot read " + std::string(path));
     }
     const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
     return std::optional<std::string>{std::string(data, static_cast<std::size_t>(git_blob_rawsize(blob.get())))};
@@ -90,25 +101,14 @@ class TreeSnapshot final : public core::Snapshot {
 
   Result<std::vector<std::string>> list(std::string_view dir) const override {
     std::vector<std::string> names;
-    TreeHandle owned;
-    const git_tree* tree = m_root;
-    if (!dir.empty()) {
-      EntryHandle entry;
-      std::string p(dir);
-      int rc = git_tree_entry_bypath(entry.out(), m_root, p.c_str());
-      if (rc == GIT_ENOTFOUND) return names;
-      if (rc < 0) return git_failure("cannot list " + p);
-      if (git_tree_entry_type(entry.get()) != GIT_OBJECT_TREE) return names;
-      if (git_tree_lookup(owned.out(), m_repo, git_tree_entry_id(entry.get())) < 0) {
-        return git_failure("cannot list " + p);
-      }
-      tree = owned.get();
-    }
-    std::size_t count = git_tree_entrycount(tree);
+    auto tree = tree_for(dir);
+    if (!tree) return tree.error();
+    if (!*tree) return names;
+    std::size_t count = git_tree_entrycount(*tree);
     names.reserve(count);
     bool has_subtrees = false;
     for (std::size_t i = 0; i < count; ++i) {
-      const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+      const git_tree_entry* entry = git_tree_entry_byindex(*tree, i);
       names.emplace_back(git_tree_entry_name(entry));
       has_subtrees = has_subtrees || git_tree_entry_type(entry) == GIT_OBJECT_TREE;
     }
@@ -119,8 +119,29 @@ class TreeSnapshot final : public core::Snapshot {
   }
 
  private:
+  // The tree at `dir` ("" for the root), or nullptr when there is none.
+  Result<const git_tree*> tree_for(std::string_view dir) const {
+    if (dir.empty()) return static_cast<const git_tree*>(m_root);
+    if (auto it = m_trees.find(dir); it != m_trees.end()) return static_cast<const git_tree*>(it->second);
+    std::size_t slash = dir.rfind('/');
+    auto parent = tree_for(slash == std::string_view::npos ? std::string_view{} : dir.substr(0, slash));
+    if (!parent) return parent.error();
+    git_tree* tree = nullptr;
+    if (*parent) {
+      std::string name(slash == std::string_view::npos ? dir : dir.substr(slash + 1));
+      const git_tree_entry* entry = git_tree_entry_byname(*parent, name.c_str());
+      if (entry && git_tree_entry_type(entry) == GIT_OBJECT_TREE &&
+          git_tree_lookup(&tree, m_repo, git_tree_entry_id(entry)) < 0) {
+        return git_failure("cannot read tree " + std::string(dir));
+      }
+    }
+    m_trees.emplace(std::string(dir), tree);
+    return static_cast<const git_tree*>(tree);
+  }
+
   git_repository* m_repo;
   git_tree* m_root;
+  mutable std::map<std::string, git_tree*, std::less<>> m_trees;  // nullptr: no such directory
 };
 
 // Writes `writes` (paths relative to `base`) on top of `base` (may be null) and
