@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <git2.h>
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -147,7 +150,8 @@ class TreeSnapshot final : public core::Snapshot {
 // Writes `writes` (paths relative to `base`) on top of `base` (may be null) and
 // returns the new tree, or nullopt when it ends up empty.
 Result<std::optional<git_oid>> build_tree(git_repository* repo, const git_tree* base,
-                                          const std::map<std::string, std::optional<std::string>>& writes) {
+                                          const std::map<std::string, std::optional<std::string>>& writes,
+                                          std::vector<git_oid>& written) {
   std::map<std::string, std::map<std::string, std::optional<std::string>>> subdirs;
   BuilderHandle builder;
   if (git_treebuilder_new(builder.out(), repo, base) < 0) return git_failure("cannot build tree");
@@ -165,6 +169,7 @@ Result<std::optional<git_oid>> build_tree(git_repository* repo, const git_tree* 
     if (git_blob_create_from_buffer(&blob, repo, content->data(), content->size()) < 0) {
       return git_failure("cannot write " + path);
     }
+    written.push_back(blob);
     if (git_treebuilder_insert(nullptr, builder.get(), path.c_str(), &blob, GIT_FILEMODE_BLOB) < 0) {
       return git_failure("cannot write " + path);
     }
@@ -177,7 +182,7 @@ Result<std::optional<git_oid>> build_tree(git_repository* repo, const git_tree* 
         return git_failure("cannot read tree " + name);
       }
     }
-    auto sub = build_tree(repo, sub_base.get(), sub_writes);
+    auto sub = build_tree(repo, sub_base.get(), sub_writes, written);
     if (!sub) return sub.error();
     if (!*sub) {
       git_treebuilder_remove(builder.get(), name.c_str());
@@ -188,6 +193,7 @@ Result<std::optional<git_oid>> build_tree(git_repository* repo, const git_tree* 
   if (git_treebuilder_entrycount(builder.get()) == 0) return std::optional<git_oid>{};
   git_oid oid;
   if (git_treebuilder_write(&oid, builder.get()) < 0) return git_failure("cannot write tree");
+  written.push_back(oid);
   return std::optional<git_oid>{oid};
 }
 
@@ -239,6 +245,27 @@ std::string hostname() {
   return buf;
 }
 
+// The object ids listed in a version 2 pack index (.idx): magic, version,
+// 256-entry fanout, then the sorted ids.
+Result<std::vector<git_oid>> read_pack_index(const std::string& idx_path) {
+  std::ifstream in(idx_path, std::ios::binary);
+  std::vector<unsigned char> head(8 + 256 * 4);
+  if (!in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size())) ||
+      head[0] != 0xff || head[1] != 't' || head[2] != 'O' || head[3] != 'c' || head[7] != 2) {
+    return make_error(ErrorCode::error, "cannot read pack index " + idx_path);
+  }
+  const unsigned char* last = head.data() + 8 + 255 * 4;
+  std::uint32_t count = (std::uint32_t{last[0]} << 24) | (std::uint32_t{last[1]} << 16) |
+                        (std::uint32_t{last[2]} << 8) | std::uint32_t{last[3]};
+  std::vector<git_oid> ids(count);
+  for (auto& id : ids) {
+    if (!in.read(reinterpret_cast<char*>(id.id), GIT_OID_RAWSZ)) {
+      return make_error(ErrorCode::error, "truncated pack index " + idx_path);
+    }
+  }
+  return ids;
+}
+
 }  // namespace
 
 std::string CommitInfo::trailer(std::string_view key) const {
@@ -252,9 +279,132 @@ struct Store::Impl {
   std::string path;
   git_repository* repo = nullptr;
   bool fsync = true;
+  // New objects go to this in-memory backend and reach the disk as one pack
+  // per commit (flush_objects): two files and a few fsyncs per transition
+  // instead of one loose file, and its fsyncs, per object.
+  git_odb_backend* mempack = nullptr;
 
   ~Impl() {
-    if (repo) git_repository_free(repo);
+    if (repo) git_repository_free(repo);  // frees the odb and its backends
+  }
+
+  Result<void> attach_mempack() {
+    git_odb* odb = nullptr;
+    if (git_repository_odb(&odb, repo) < 0) return git_failure("cannot open the object database");
+    int rc = git_mempack_new(&mempack);
+    if (rc == 0) rc = git_odb_add_backend(odb, mempack, 1000);
+    git_odb_free(odb);
+    if (rc < 0) return git_failure("cannot set up the in-memory object backend");
+    return {};
+  }
+
+  // Writes the objects of `written` that are new (still in the mempack) as one
+  // pack (and index) under objects/pack, fsynced when the store is durable.
+  // Only these objects: git_mempack_dump would pack the whole tree.
+  Result<void> flush_objects(const std::vector<git_oid>& written) {
+    Handle<git_packbuilder, git_packbuilder_free> builder;
+    if (git_packbuilder_new(builder.out(), repo) < 0) {
+      git_mempack_reset(mempack);
+      return git_failure("cannot pack new objects");
+    }
+    git_packbuilder_set_threads(builder.get(), 1);
+    std::size_t fresh = 0;
+    for (const git_oid& oid : written) {
+      if (!mempack->exists(mempack, &oid)) continue;  // already on disk
+      if (git_packbuilder_insert(builder.get(), &oid, nullptr) < 0) {
+        git_mempack_reset(mempack);
+        return git_failure("cannot pack new objects");
+      }
+      ++fresh;
+    }
+    if (fresh == 0) {
+      git_mempack_reset(mempack);
+      return {};
+    }
+    git_buf buf = {nullptr, 0, 0};
+    git_odb* odb = nullptr;
+    git_odb_writepack* writepack = nullptr;
+    git_indexer_progress stats{};
+    int rc = git_packbuilder_write_buf(&buf, builder.get());
+    if (rc == 0) rc = git_repository_odb(&odb, repo);
+    if (rc == 0) rc = git_odb_write_pack(&writepack, odb, nullptr, nullptr);
+    if (rc == 0) rc = writepack->append(writepack, buf.ptr, buf.size, &stats);
+    if (rc == 0) rc = writepack->commit(writepack, &stats);
+    if (writepack) writepack->free(writepack);
+    git_buf_dispose(&buf);
+    git_mempack_reset(mempack);
+    if (odb) git_odb_free(odb);
+    if (rc < 0) return git_failure("cannot write pack");
+    return {};
+  }
+
+  std::string pack_dir() const { return path + "/objects/pack"; }
+
+  // Packs in objects/pack with their sizes, smallest first.
+  std::vector<std::pair<std::uintmax_t, std::string>> packs() const {
+    std::vector<std::pair<std::uintmax_t, std::string>> out;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(pack_dir(), ec)) {
+      if (entry.path().extension() != ".pack") continue;
+      std::string base = entry.path().string();
+      base.resize(base.size() - 5);
+      out.emplace_back(entry.file_size(ec), base);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // Packs `objects` into one new pack; true when something was written.
+  Result<bool> write_pack(const std::vector<git_oid>& objects) {
+    if (objects.empty()) return false;
+    Handle<git_packbuilder, git_packbuilder_free> builder;
+    if (git_packbuilder_new(builder.out(), repo) < 0) return git_failure("cannot repack");
+    git_packbuilder_set_threads(builder.get(), 1);
+    for (const auto& oid : objects) {
+      if (git_packbuilder_insert(builder.get(), &oid, nullptr) < 0) return git_failure("cannot repack");
+    }
+    if (git_packbuilder_write(builder.get(), pack_dir().c_str(), 0, nullptr, nullptr) < 0) {
+      return git_failure("cannot write pack");
+    }
+    return true;
+  }
+
+  void remove_pack(const std::string& base) {
+    for (const char* ext : {".keep", ".idx", ".pack", ".rev"}) {
+      std::error_code ec;
+      fs::remove(base + ext, ec);
+    }
+  }
+
+  // Merges the smallest packs while the next one is no larger than twice what
+  // is merged so far (a geometric progression, like git repack --geometric),
+  // once there are more than k_max_packs. Caller holds the writer lock.
+  Result<void> consolidate_packs() {
+    constexpr std::size_t k_max_packs = 8;
+    auto all = packs();
+    if (all.size() <= k_max_packs) return {};
+    std::uintmax_t merged_size = 0;
+    std::size_t count = 0;
+    while (count < all.size() && (count < 2 || all[count].first <= 2 * merged_size)) {
+      merged_size += all[count].first;
+      ++count;
+    }
+    if (count < 2) return {};
+    std::vector<git_oid> objects;
+    for (std::size_t i = 0; i < count; ++i) {
+      auto ids = read_pack_index(all[i].second + ".idx");
+      if (!ids) return ids.error();
+      objects.insert(objects.end(), ids->begin(), ids->end());
+    }
+    auto wrote = write_pack(objects);
+    if (!wrote) return wrote.error();
+    for (std::size_t i = 0; i < count; ++i) remove_pack(all[i].second);
+    git_odb* odb = nullptr;
+    if (git_repository_odb(&odb, repo) == 0) {
+      git_odb_refresh(odb);
+      git_odb_free(odb);
+    }
+    return {};
   }
 
   Result<std::optional<git_oid>> tip(const char* ref = k_state_ref) const {
@@ -307,8 +457,12 @@ struct Store::Impl {
       if (!tree) return tree.error();
       base.ptr = *tree;
     }
-    auto root = build_tree(repo, base.get(), change.writes);
-    if (!root) return root.error();
+    std::vector<git_oid> written;
+    auto root = build_tree(repo, base.get(), change.writes, written);
+    if (!root) {
+      git_mempack_reset(mempack);
+      return root.error();
+    }
     if (!*root) return make_error(ErrorCode::error, "refusing to write an empty state tree");
     TreeHandle tree;
     if (git_tree_lookup(tree.out(), repo, &**root) < 0) return git_failure("cannot read new tree");
@@ -327,8 +481,11 @@ struct Store::Impl {
     std::string message = change.message();
     if (git_commit_create(&oid, repo, nullptr, sig.get(), sig.get(), "UTF-8", message.c_str(), tree.get(),
                           parent ? 1 : 0, parents) < 0) {
+      git_mempack_reset(mempack);
       return git_failure("cannot write commit");
     }
+    written.push_back(oid);
+    if (auto ok = flush_objects(written); !ok) return ok.error();
     return oid;
   }
 };
@@ -368,6 +525,7 @@ Result<Store> Store::open(const std::string& path) {
   if (git_repository_open_ext(&impl->repo, impl->path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) < 0) {
     return not_store("not a git repository");
   }
+  if (auto ok = impl->attach_mempack(); !ok) return ok.error();
   ConfigHandle config;
   if (git_repository_config_snapshot(config.out(), impl->repo) < 0) return git_failure("cannot read config");
   int32_t version = 0;
@@ -399,6 +557,7 @@ Result<Store> Store::init(const std::string& path, const InitOptions& options, c
   if (git_repository_init_ext(&impl->repo, path.c_str(), &init_opts) < 0) {
     return git_failure("cannot create store at " + path);
   }
+  if (auto ok = impl->attach_mempack(); !ok) return ok.error();
   std::error_code ec;
   impl->path = fs::absolute(path, ec).lexically_normal().string();
   if (!impl->path.empty() && impl->path.back() == '/') impl->path.pop_back();
@@ -479,7 +638,13 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
                                                     reflog.c_str())
                     : git_reference_create(ref.out(), m_impl->repo, ref_name, &*commit, 0, reflog.c_str());
     if (rc == GIT_EEXISTS) rc = GIT_EMODIFIED;  // created by someone else meanwhile
-    if (rc == 0) return oid_hex(*commit);
+    if (rc == 0) {
+      // Keep reads fast: many small packs mean many index lookups per read.
+      if (auto ok = m_impl->consolidate_packs(); !ok) {
+        std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
+      }
+      return oid_hex(*commit);
+    }
     if (rc == GIT_ELOCKED) {
       // Someone outside our writer lock holds the ref lock (a git process), or
       // a killed writer left it behind: wait for it, and remove it once stale.
