@@ -485,9 +485,13 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
 Result<Transition> preempt_one(const Snapshot& snap, const std::string& product,
                                const std::map<std::string, Liveness>& liveness, bool enabled,
                                const std::string& actor, Millis now) {
+  if (!enabled) {
+    auto settings = load_settings(snap, product);
+    if (!settings) return settings.error();
+    if (!settings->preemption) return Transition{};
+  }
   auto fleet = load_fleet(snap, product, liveness, now);
   if (!fleet) return fleet.error();
-  if (!enabled && !fleet->settings.preemption) return Transition{};
   std::string dir = layout::queued_dir(product);
   auto capsets = snap.list(dir);
   if (!capsets) return capsets.error();
