@@ -100,6 +100,7 @@ Runner define_factory(CLI::App& app, Context& ctx);
 Runner define_explain(CLI::App& app, Context& ctx);
 Runner define_weights(CLI::App& app, Context& ctx);
 Runner define_bench(CLI::App& app, Context& ctx);
+Runner define_gc(CLI::App& app, Context& ctx);
 Runner define_completion(CLI::App& app, Context& ctx);
 
 // The top-level entry point: parse, run, print errors, return the exit code.

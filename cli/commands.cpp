@@ -30,6 +30,7 @@ constexpr std::array k_commands = {
     Command{"explain", "the router's scores for a job on every factory", Needs::store, define_explain},
     Command{"weights", "the router's weights and thresholds: show, set", Needs::store, define_weights},
     Command{"profile", "the persona catalog: list, show", Needs::nothing, define_profile},
+    Command{"gc", "repack the store and drop unreferenced objects", Needs::store, define_gc},
     Command{"bench", "measure this machine's store (scratch stores, never a real one)", Needs::nothing, define_bench},
     Command{"completion", "print a shell completion script (bash, zsh, fish)", Needs::nothing, define_completion},
 };

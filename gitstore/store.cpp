@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -666,6 +667,55 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
     int ceiling = std::min(50, 1 << std::min(cas_losses, 5));
     std::this_thread::sleep_for(std::chrono::milliseconds(1 + static_cast<int>(jitter() % ceiling)));
   }
+}
+
+Result<Store::GcStats> Store::gc() {
+  auto lock = WriterLock::acquire(m_impl->path);
+  if (!lock) return lock.error();
+  GcStats stats;
+  auto before = m_impl->packs();
+  WalkHandle walk;
+  if (git_revwalk_new(walk.out(), m_impl->repo) < 0 || git_revwalk_push_glob(walk.get(), "refs/gigafab/*") < 0) {
+    return git_failure("cannot walk " + m_impl->path);
+  }
+  Handle<git_packbuilder, git_packbuilder_free> builder;
+  if (git_packbuilder_new(builder.out(), m_impl->repo) < 0) return git_failure("cannot repack");
+  if (git_packbuilder_insert_walk(builder.get(), walk.get()) < 0) return git_failure("cannot repack");
+  stats.objects = git_packbuilder_object_count(builder.get());
+  if (git_packbuilder_write(builder.get(), m_impl->pack_dir().c_str(), 0, nullptr, nullptr) < 0) {
+    return git_failure("cannot write pack");
+  }
+  std::string kept = m_impl->pack_dir() + "/pack-" + git_packbuilder_name(builder.get());
+  for (const auto& [size, base] : before) {
+    if (base == kept) continue;
+    for (const char* ext : {".idx", ".pack", ".rev", ".keep"}) {
+      std::error_code ec;
+      fs::remove(base + ext, ec);
+    }
+    ++stats.packs_removed;
+  }
+  std::error_code ec;
+  for (const auto& dir : fs::directory_iterator(m_impl->path + "/objects", ec)) {
+    std::string name = dir.path().filename().string();
+    if (name.size() != 2 || !std::isxdigit(static_cast<unsigned char>(name[0])) ||
+        !std::isxdigit(static_cast<unsigned char>(name[1]))) {
+      continue;
+    }
+    std::error_code inner;
+    for (const auto& file : fs::directory_iterator(dir.path(), inner)) {
+      if (fs::remove(file.path(), inner)) ++stats.loose_removed;
+    }
+    fs::remove(dir.path(), inner);
+  }
+  stats.pack_bytes = fs::file_size(kept + ".pack", ec);
+  git_odb* odb = nullptr;
+  if (git_repository_odb(&odb, m_impl->repo) == 0) {
+    git_odb_refresh(odb);
+    git_odb_free(odb);
+  }
+  auto history = this->history();
+  if (history) stats.transitions = history->size();
+  return stats;
 }
 
 Result<std::vector<CommitInfo>> Store::history(std::size_t limit) const {

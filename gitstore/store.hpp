@@ -78,6 +78,18 @@ class Store {
   // A view of another ref's tip; empty when the ref does not exist yet.
   Result<std::unique_ptr<core::Snapshot>> snapshot_of(const char* ref) const;
 
+  struct GcStats {
+    std::size_t objects = 0;         // objects in the new pack
+    std::uintmax_t pack_bytes = 0;   // its size
+    std::size_t packs_removed = 0;
+    std::size_t loose_removed = 0;
+    std::size_t transitions = 0;     // commits on the state ref
+  };
+  // Repacks every object reachable from refs/gigafab/* into one pack and
+  // deletes the rest (older packs, loose objects, the liveness ref's old
+  // beats). Holds the writer lock meanwhile.
+  Result<GcStats> gc();
+
   // Commits of the state ref, newest first; all when limit is 0.
   Result<std::vector<CommitInfo>> history(std::size_t limit = 0) const;
 

@@ -1,0 +1,36 @@
+// gigafab gc: repack the store into one pack and drop what nothing references.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+#include "gitstore/store.hpp"
+
+namespace gigafab::cli {
+
+Runner define_gc(CLI::App&, Context&) {
+  return [](Context& ctx) -> Result<void> {
+    auto path = gitstore::Store::locate(ctx.globals.store);
+    if (!path) return path.error();
+    auto store = gitstore::Store::open(*path);
+    if (!store) return store.error();
+    auto stats = store->gc();
+    if (!stats) return stats.error();
+    double per_transition = stats->transitions ? static_cast<double>(stats->pack_bytes) / static_cast<double>(stats->transitions) : 0;
+    if (ctx.globals.json) {
+      print_json({{"objects", stats->objects},
+                  {"packBytes", stats->pack_bytes},
+                  {"packsRemoved", stats->packs_removed},
+                  {"looseRemoved", stats->loose_removed},
+                  {"transitions", stats->transitions},
+                  {"bytesPerTransition", per_transition}});
+    } else {
+      std::printf("packed %zu objects into %ju bytes (%zu transitions, %.0f bytes each); removed %zu packs and %zu loose objects\n",
+                  stats->objects, stats->pack_bytes, stats->transitions, per_transition, stats->packs_removed,
+                  stats->loose_removed);
+    }
+    return {};
+  };
+}
+
+}  // namespace gigafab::cli
