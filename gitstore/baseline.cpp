@@ -1,0 +1,93 @@
+#include "gitstore/baseline.hpp"
+
+#include <git2.h>
+
+#include <chrono>
+
+namespace gigafab::gitstore {
+
+namespace {
+
+core::Error failure(const char* what) {
+  const git_error* e = git_error_last();
+  return core::make_error(core::ErrorCode::error, std::string(what) + ": " + (e && e->message ? e->message : "?"));
+}
+
+// Returns the oid of `base` with `name` (under dirs[0]/dirs[1]/...) set to `blob`.
+int put_path(git_repository* repo, const git_tree* base, const char* const* dirs, std::size_t depth,
+             const char* name, const git_oid* blob, git_oid* out) {
+  git_treebuilder* builder = nullptr;
+  if (git_treebuilder_new(&builder, repo, base) < 0) return -1;
+  int rc = 0;
+  if (depth == 0) {
+    rc = git_treebuilder_insert(nullptr, builder, name, blob, GIT_FILEMODE_BLOB);
+  } else {
+    git_tree* sub = nullptr;
+    const git_tree_entry* entry = git_treebuilder_get(builder, dirs[0]);
+    if (entry) rc = git_tree_lookup(&sub, repo, git_tree_entry_id(entry));
+    git_oid sub_oid;
+    if (rc == 0) rc = put_path(repo, sub, dirs + 1, depth - 1, name, blob, &sub_oid);
+    if (rc == 0) rc = git_treebuilder_insert(nullptr, builder, dirs[0], &sub_oid, GIT_FILEMODE_TREE);
+    git_tree_free(sub);
+  }
+  if (rc == 0) rc = git_treebuilder_write(out, builder);
+  git_treebuilder_free(builder);
+  return rc;
+}
+
+}  // namespace
+
+core::Result<double> raw_commit_baseline(const std::string& path, std::size_t iterations, bool fsync) {
+  git_libgit2_init();
+  git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, fsync ? 1 : 0);
+  git_repository* repo = nullptr;
+  if (git_repository_init(&repo, path.c_str(), 1) < 0) return failure("baseline: cannot create repository");
+  git_signature* sig = nullptr;
+  git_signature_now(&sig, "bench", "bench@localhost");
+  const char* ref = "refs/gigafab/state";
+  const char* dirs[] = {"jobs", "ab", "j-abcdefgh"};
+  git_oid parent{};
+  bool have_parent = false;
+  auto start = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < iterations; ++i) {
+    std::string content = "stage = 'queued'\nrev = " + std::to_string(i) + "\n";
+    git_oid blob, tree_oid, commit_oid;
+    git_tree* base = nullptr;
+    git_commit* parent_commit = nullptr;
+    if (have_parent) {
+      git_commit_lookup(&parent_commit, repo, &parent);
+      git_commit_tree(&base, parent_commit);
+    }
+    int rc = git_blob_create_from_buffer(&blob, repo, content.data(), content.size());
+    if (rc == 0) rc = put_path(repo, base, dirs, 3, "job.toml", &blob, &tree_oid);
+    git_tree* tree = nullptr;
+    if (rc == 0) rc = git_tree_lookup(&tree, repo, &tree_oid);
+    const git_commit* parents[1] = {parent_commit};
+    if (rc == 0) {
+      rc = git_commit_create(&commit_oid, repo, nullptr, sig, sig, "UTF-8", "baseline\n", tree, have_parent ? 1 : 0,
+                             parents);
+    }
+    git_reference* out = nullptr;
+    if (rc == 0) {
+      rc = have_parent ? git_reference_create_matching(&out, repo, ref, &commit_oid, 1, &parent, "baseline")
+                       : git_reference_create(&out, repo, ref, &commit_oid, 0, "baseline");
+    }
+    git_reference_free(out);
+    git_tree_free(tree);
+    git_tree_free(base);
+    git_commit_free(parent_commit);
+    if (rc < 0) {
+      git_signature_free(sig);
+      git_repository_free(repo);
+      return failure("baseline: commit failed");
+    }
+    parent = commit_oid;
+    have_parent = true;
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  git_signature_free(sig);
+  git_repository_free(repo);
+  return static_cast<double>(iterations) / seconds;
+}
+
+}  // namespace gigafab::gitstore

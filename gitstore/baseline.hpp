@@ -1,0 +1,17 @@
+// The ceiling `gigafab bench` compares against: a raw libgit2 loop that does,
+// per iteration, exactly one blob + nested tree update + commit + compare-and-
+// swap ref update, with libgit2's default object storage (loose objects).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "core/error.hpp"
+
+namespace gigafab::gitstore {
+
+// Commits per second over `iterations` on a new bare repository at `path`,
+// fsyncing objects and the ref when `fsync` is set.
+core::Result<double> raw_commit_baseline(const std::string& path, std::size_t iterations, bool fsync);
+
+}  // namespace gigafab::gitstore
