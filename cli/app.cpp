@@ -67,6 +67,7 @@ void define_app(CLI::App& app, Context& ctx, std::vector<std::pair<CLI::App*, Ru
   app.add_flag("--json", g.json, "print one JSON document on stdout");
   for (const Command& command : commands()) {
     CLI::App* sub = app.add_subcommand(command.name, command.summary);
+    sub->group(command.needs == Needs::store ? "Fleet commands (act on a store)" : "Other commands");
     sub->fallthrough();
     runners.emplace_back(sub, command.define(*sub, ctx));
   }

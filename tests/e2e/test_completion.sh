@@ -14,7 +14,9 @@ expect_eq "$(complete_words gigafab submit --idem)" "--idempotency-key" "bash: s
 [[ "$(complete_words gigafab list --)" == *"--json"* ]] || fail "bash: global options after a command"
 expect_eq "$(complete_words gigafab profile s)" "show" "bash: nested subcommands"
 # Every command in --help is completable.
-for cmd in $(gf --help | awk '/^Subcommands:/{on=1; next} on && NF {print $1}'); do
+commands=$(gf --help | awk '/commands.*:$/ {on=1; next} /^[^ ]/ {on=0} on && NF {print $1}')
+[ "$(wc -l <<<"$commands")" -ge 20 ] || fail "could not read the commands from --help: $commands"
+for cmd in $commands; do
   [[ "$(complete_words gigafab "$cmd")" == *"$cmd"* ]] || fail "bash: command $cmd not completed"
 done
 
