@@ -4,6 +4,7 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 #include "core/json.hpp"
 
 namespace gigafab::cli {
@@ -26,11 +27,7 @@ Runner define_claim(CLI::App& app, Context&) {
     auto claimed = (*fleet)->claim(*input);
     if (!claimed) return claimed.error();
     if (ctx.globals.json) {
-      print_json({{"id", claimed->job.id},
-                  {"epoch", claimed->lease.epoch},
-                  {"factory", claimed->lease.holder},
-                  {"expiresAt", core::format_time(claimed->lease.expires_at)},
-                  {"job", core::job_to_json(claimed->job)}});
+      print_json(core::claimed_to_json(*claimed));
     } else {
       std::printf("%s %lld\n", claimed->job.id.c_str(), static_cast<long long>(claimed->lease.epoch));
     }

@@ -7,20 +7,15 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 
 namespace gigafab::cli {
 
 namespace {
 
-nlohmann::json event_json(const core::Event& e) {
-  return {{"seq", e.seq},   {"at", core::format_time(e.at)}, {"type", e.type},   {"from", e.from},
-          {"to", e.to},     {"actor", e.actor},              {"factory", e.factory}, {"epoch", e.epoch},
-          {"detail", e.detail}};
-}
-
 void print_event(const core::Event& e, bool json) {
   if (json) {
-    std::printf("%s\n", event_json(e).dump().c_str());
+    std::printf("%s\n", core::event_to_json(e).dump().c_str());
     return;
   }
   std::string stages = e.from.empty() ? e.to : (e.from == e.to ? e.to : e.from + " -> " + e.to);
@@ -51,7 +46,7 @@ Runner define_events(CLI::App& app, Context&) {
       if (!events) return events.error();
       if (ctx.globals.json) {
         nlohmann::json list = nlohmann::json::array();
-        for (const auto& e : *events) list.push_back(event_json(e));
+        for (const auto& e : *events) list.push_back(core::event_to_json(e));
         print_json({{"events", std::move(list)}});
       } else {
         for (const auto& e : *events) print_event(e, false);

@@ -4,6 +4,7 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 
 namespace gigafab::cli {
 
@@ -39,18 +40,7 @@ Runner define_explain(CLI::App& app, Context&) {
     }
     if (ctx.globals.json) {
       nlohmann::json list = nlohmann::json::array();
-      for (const auto& r : *rows) {
-        const core::Score& s = r.score;
-        list.push_back({{"factory", r.factory.id},
-                        {"eligible", s.eligible},
-                        {"whyNot", s.eligible ? nlohmann::json(nullptr) : nlohmann::json(s.why_not)},
-                        {"rank", r.rank ? nlohmann::json(r.rank) : nlohmann::json(nullptr)},
-                        {"terms", {{"capabilityFit", s.capability_fit}, {"affinity", s.affinity}, {"load", s.load},
-                                   {"costFit", s.cost_fit}, {"health", s.health},
-                                   {"starvationPenalty", s.starvation_penalty}}},
-                        {"effectivePriority", core::priority_name(static_cast<core::Priority>(s.effective_priority))},
-                        {"total", s.total}});
-      }
+      for (const auto& r : *rows) list.push_back(core::explain_row_to_json(r));
       print_json({{"id", opts->id}, {"candidates", std::move(list)}});
       return {};
     }

@@ -5,29 +5,9 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 
 namespace gigafab::cli {
-
-namespace {
-
-nlohmann::json status_json(const core::FactoryStatus& s) {
-  nlohmann::json jobs = nlohmann::json::array();
-  for (const auto& j : s.jobs) jobs.push_back({{"id", j.id}, {"priority", core::priority_name(j.priority)}});
-  return {{"id", s.record.id},
-          {"productId", s.record.product},
-          {"capabilities", s.record.capabilities},
-          {"seats", s.record.seats},
-          {"seatsUsed", s.jobs.size()},
-          {"engine", s.record.engine.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.record.engine)},
-          {"usdPerHour", s.record.usd_per_hour},
-          {"load", s.load},
-          {"health", core::health_name(s.health)},
-          {"lastHeartbeatAt", s.last_heartbeat_at ? nlohmann::json(core::format_time(s.last_heartbeat_at)) : nlohmann::json(nullptr)},
-          {"registeredAt", core::format_time(s.record.registered_at)},
-          {"jobs", std::move(jobs)}};
-}
-
-}  // namespace
 
 Runner define_factory(CLI::App& app, Context&) {
   app.require_subcommand(1);
@@ -64,7 +44,7 @@ Runner define_factory(CLI::App& app, Context&) {
       auto status = (*fleet)->heartbeat(in);
       if (!status) return status.error();
       if (ctx.globals.json) {
-        print_json(status_json(*status));
+        print_json(core::factory_status_to_json(*status));
       } else {
         std::printf("%s %s %zu/%lld\n", status->record.id.c_str(), core::health_name(status->health),
                     status->jobs.size(), static_cast<long long>(status->record.seats));
@@ -75,7 +55,7 @@ Runner define_factory(CLI::App& app, Context&) {
     if (!all) return all.error();
     if (ctx.globals.json) {
       nlohmann::json list_json = nlohmann::json::array();
-      for (const auto& s : *all) list_json.push_back(status_json(s));
+      for (const auto& s : *all) list_json.push_back(core::factory_status_to_json(s));
       print_json({{"factories", std::move(list_json)}});
       return {};
     }

@@ -7,6 +7,7 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 
 namespace gigafab::cli {
 
@@ -34,18 +35,7 @@ Runner define_log(CLI::App& app, Context&) {
     std::reverse(entries->begin(), entries->end());
     if (ctx.globals.json) {
       nlohmann::json list = nlohmann::json::array();
-      for (const auto& e : *entries) {
-        nlohmann::json trailers = nlohmann::json::object();
-        for (const auto& [key, value] : e.trailers) trailers[key] = value;
-        list.push_back({{"commit", e.commit},
-                        {"time", core::format_time(e.time)},
-                        {"op", e.op},
-                        {"job", e.job.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.job)},
-                        {"productId", e.product.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.product)},
-                        {"actor", e.actor},
-                        {"summary", e.summary},
-                        {"trailers", std::move(trailers)}});
-      }
+      for (const auto& e : *entries) list.push_back(core::audit_entry_to_json(e));
       print_json({{"entries", std::move(list)}});
       return {};
     }

@@ -4,6 +4,7 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 
 namespace gigafab::cli {
 
@@ -15,10 +16,7 @@ Runner define_reap(CLI::App&, Context&) {
     if (!reaped) return reaped.error();
     if (ctx.globals.json) {
       nlohmann::json list = nlohmann::json::array();
-      for (const auto& r : *reaped) {
-        list.push_back({{"id", r.job.id}, {"stage", core::stage_name(r.job.stage)}, {"factory", r.factory},
-                        {"epoch", r.epoch}, {"leaseEpoch", r.job.lease_epoch}});
-      }
+      for (const auto& r : *reaped) list.push_back(core::reaped_to_json(r));
       print_json({{"reaped", std::move(list)}});
       return {};
     }

@@ -4,6 +4,7 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 #include "core/json.hpp"
 
 namespace gigafab::cli {
@@ -36,14 +37,7 @@ Runner define_show(CLI::App& app, Context&) {
     if (!detail) return detail.error();
     const core::Job& job = detail->job;
     if (ctx.globals.json) {
-      nlohmann::json doc = core::job_to_json(job);
-      doc["body"] = detail->body;
-      doc["profileSnapshot"] = detail->profile ? core::profile_to_json(*detail->profile) : nlohmann::json(nullptr);
-      doc["lease"] = detail->lease ? core::lease_to_json(*detail->lease) : nlohmann::json(nullptr);
-      nlohmann::json runs = nlohmann::json::array();
-      for (const auto& run : detail->runs) runs.push_back(core::run_to_json(run));
-      doc["runs"] = std::move(runs);
-      print_json(doc);
+      print_json(core::detail_to_json(*detail));
       return {};
     }
     std::vector<std::vector<std::string>> rows = {

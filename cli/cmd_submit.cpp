@@ -10,6 +10,7 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
 #include "core/manifest.hpp"
@@ -74,9 +75,7 @@ Runner define_submit(CLI::App& app, Context&) {
     auto submitted = (*fleet)->submit(core::SubmitInput{std::move(*manifest), ctx.globals.product});
     if (!submitted) return submitted.error();
     if (ctx.globals.json) {
-      nlohmann::json doc = core::job_to_json(submitted->job);
-      doc["duplicate"] = submitted->duplicate;
-      print_json(doc);
+      print_json(core::submitted_to_json(*submitted));
     } else {
       std::printf("%s\n", submitted->job.id.c_str());
       if (submitted->duplicate) {

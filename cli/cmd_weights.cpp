@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 
 namespace gigafab::cli {
 
@@ -24,9 +25,7 @@ Runner define_weights(CLI::App& app, Context&) {
     if (!settings) return settings.error();
     auto entries = core::settings_entries(*settings);
     if (ctx.globals.json) {
-      nlohmann::json doc = nlohmann::json::object();
-      for (const auto& [key, value] : entries) doc[key] = value;
-      print_json(doc);
+      print_json(core::settings_to_json(*settings));
       return {};
     }
     std::vector<std::vector<std::string>> rows;

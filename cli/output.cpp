@@ -1,4 +1,5 @@
 #include "cli/output.hpp"
+#include "core/wire.hpp"
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -32,7 +33,7 @@ void print_error(std::string_view scope, const core::Error& error, bool json) {
   if (!scope.empty()) prefix += std::string(scope) + ": ";
   std::fprintf(stderr, "%s%s\n", prefix.c_str(), error.message.c_str());
   if (json) {
-    print_json({{"error", {{"code", core::error_code_name(error.code)}, {"message", error.message}}}});
+    print_json(core::error_to_json(error));
   }
 }
 

@@ -25,9 +25,11 @@ const char* error_code_name(ErrorCode code);
 struct Error {
   ErrorCode code = ErrorCode::error;
   std::string message;
+  std::string field;   // the request field at fault, when there is one (API errors)
+  std::string reason;  // a finer machine-readable class, e.g. "illegal_transition"
 };
 
-inline Error make_error(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+inline Error make_error(ErrorCode code, std::string message) { return Error{code, std::move(message), {}, {}}; }
 
 // Result<T> holds either a value or an Error. Small on purpose: enough for
 // `if (!r) return r.error();` style propagation without exceptions.

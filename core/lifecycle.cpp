@@ -103,9 +103,11 @@ std::string stages_text(std::initializer_list<Stage> stages) {
 }
 
 Error illegal(const Job& job, std::string_view op, std::initializer_list<Stage> allowed) {
-  return make_error(ErrorCode::conflict, "cannot " + std::string(op) + " job " + job.id + ": it is " +
-                                             stage_name(job.stage) + " (" + std::string(op) + " needs " +
-                                             stages_text(allowed) + ")");
+  Error e = make_error(ErrorCode::conflict, "cannot " + std::string(op) + " job " + job.id + ": it is " +
+                                                stage_name(job.stage) + " (" + std::string(op) + " needs " +
+                                                stages_text(allowed) + ")");
+  e.reason = "illegal_transition";
+  return e;
 }
 
 Result<Run> load_run(const Snapshot& snap, const Job& job, std::int64_t epoch) {

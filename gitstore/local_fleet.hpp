@@ -46,6 +46,8 @@ class LocalFleet final : public core::Fleet {
                                                const std::vector<std::string>& assignments) override;
 
   Store& store() { return m_store; }
+  // The identity recorded from now on (the server sets it per request).
+  void set_actor(std::string actor) { m_actor = std::move(actor); }
 
  private:
   using TransitionOp = std::function<Result<core::Transition>(const core::Snapshot&, core::Millis now)>;
