@@ -52,6 +52,17 @@ Result<core::Fleet*> Context::fleet() {
   return m_fleet.get();
 }
 
+Result<gitstore::LocalFleet*> Context::local_fleet(std::string_view command) {
+  auto fleet = this->fleet();
+  if (!fleet) return fleet.error();
+  auto* local = dynamic_cast<gitstore::LocalFleet*>(*fleet);
+  if (!local) {
+    return core::make_error(core::ErrorCode::usage,
+                            "'" + std::string(command) + "' works only on a local store (not with --api)");
+  }
+  return local;
+}
+
 void define_app(CLI::App& app, Context& ctx, std::vector<std::pair<CLI::App*, Runner>>& runners) {
   app.description("gigafab: a fleet of coding-agent factories whose shared state is a git repository");
   app.name("gigafab");

@@ -40,7 +40,12 @@ std::vector<CommandInfo> describe(const CLI::App& root) {
     CommandInfo info{sub->get_name(), sub->get_description(), options_of(*sub), {}};
     for (const CLI::App* nested : sub->get_subcommands([](const CLI::App*) { return true; })) {
       info.subcommands.push_back(nested->get_name());
-      for (auto& opt : options_of(*nested)) info.options.push_back(opt);
+      for (auto& opt : options_of(*nested)) {
+        // Subcommands may share a flag (token create|list|revoke --all-products): list it once.
+        bool seen = false;
+        for (const auto& known : info.options) seen = seen || known.flag == opt.flag;
+        if (!seen) info.options.push_back(opt);
+      }
     }
     out.push_back(std::move(info));
   }

@@ -1,10 +1,12 @@
-// gigafab factory heartbeat|list: register factories, report liveness, and
-// see the fleet's health, seats and current jobs.
+// gigafab factory heartbeat|list|enroll|rotate|revoke: register factories,
+// report liveness, see the fleet's health, seats and current jobs, and manage
+// each factory's API token (printed once by enroll and rotate).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "cli/token_output.hpp"
 #include "core/wire.hpp"
 
 namespace gigafab::cli {
@@ -13,8 +15,10 @@ Runner define_factory(CLI::App& app, Context&) {
   app.require_subcommand(1);
   CLI::App* beat = app.add_subcommand("heartbeat", "register or refresh a factory");
   CLI::App* list = app.add_subcommand("list", "every factory of the product: health, seats, jobs");
-  beat->fallthrough();
-  list->fallthrough();
+  CLI::App* enroll = app.add_subcommand("enroll", "register a factory if needed and issue its API token (printed once)");
+  CLI::App* rotate = app.add_subcommand("rotate", "replace a factory's token: the old one stops working at once");
+  CLI::App* revoke = app.add_subcommand("revoke", "remove a factory's token: it stops working at once");
+  for (CLI::App* sub : {beat, list, enroll, rotate, revoke}) sub->fallthrough();
   struct Options {
     core::HeartbeatInput input;
     std::vector<std::string> caps;
@@ -30,9 +34,33 @@ Runner define_factory(CLI::App& app, Context&) {
   CLI::Option* load = beat->add_option("--load", opts->load, "current load, e.g. the 1-minute load average (default: as last reported)");
   CLI::Option* engine = beat->add_option("--engine", opts->engine, "the engine it runs (claude, codex, devin, shell)");
   CLI::Option* cost = beat->add_option("--usd-per-hour", opts->usd_per_hour, "what an hour of it costs (for costFit)");
-  return [opts, beat, caps, seats, engine, cost, load](Context& ctx) -> Result<void> {
+  auto token = std::make_shared<core::EnrollInput>();
+  auto enroll_caps = std::make_shared<std::vector<std::string>>();
+  auto enroll_seats = std::make_shared<std::int64_t>(0);
+  for (CLI::App* sub : {enroll, rotate, revoke}) sub->add_option("factory", token->factory, "factory id")->required();
+  CLI::Option* enroll_caps_opt =
+      enroll->add_option("--caps", *enroll_caps, "capabilities it offers (comma-separated)")->delimiter(',');
+  CLI::Option* enroll_seats_opt = enroll->add_option("--seats", *enroll_seats, "how many jobs it runs at once (default 1)");
+  return [=](Context& ctx) -> Result<void> {
     auto fleet = ctx.fleet();
     if (!fleet) return fleet.error();
+    if (enroll->parsed() || rotate->parsed() || revoke->parsed()) {
+      bool json = ctx.globals.json;
+      if (revoke->parsed()) {
+        auto revoked = (*fleet)->revoke_token(token->factory, ctx.globals.product);
+        if (!revoked) return revoked.error();
+        print_revoked_token(*revoked, json);
+        return {};
+      }
+      core::EnrollInput in = *token;
+      in.product = ctx.globals.product;
+      if (enroll_caps_opt->count()) in.capabilities = *enroll_caps;
+      if (enroll_seats_opt->count()) in.seats = *enroll_seats;
+      auto issued = enroll->parsed() ? (*fleet)->enroll(in) : (*fleet)->rotate_token(in.factory, in.product);
+      if (!issued) return issued.error();
+      print_issued_token(*issued, json);
+      return {};
+    }
     if (beat->parsed()) {
       core::HeartbeatInput in = opts->input;
       in.product = ctx.globals.product;

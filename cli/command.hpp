@@ -22,6 +22,10 @@ namespace CLI {
 class App;
 }
 
+namespace gigafab::gitstore {
+class LocalFleet;
+}
+
 namespace gigafab::cli {
 
 using core::Error;
@@ -45,6 +49,9 @@ class Context {
   // The fleet named by the globals: the local store found by --store /
   // GIGAFAB_STORE / walking up from the working directory. Opened once.
   Result<core::Fleet*> fleet();
+  // The same fleet when it is a local store; a usage error naming `command`
+  // otherwise (operations only the store's owner may run, like `token`).
+  Result<gitstore::LocalFleet*> local_fleet(std::string_view command);
   // The identity recorded in audit trailers: GIGAFAB_ACTOR, else user@host.
   static std::string actor();
   // GIGAFAB_PROFILES: a directory of *.md profiles overlaying the builtin ones.
@@ -101,6 +108,7 @@ Runner define_explain(CLI::App& app, Context& ctx);
 Runner define_weights(CLI::App& app, Context& ctx);
 Runner define_bench(CLI::App& app, Context& ctx);
 Runner define_gc(CLI::App& app, Context& ctx);
+Runner define_token(CLI::App& app, Context& ctx);
 Runner define_completion(CLI::App& app, Context& ctx);
 
 // The top-level entry point: parse, run, print errors, return the exit code.

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/auth.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/job.hpp"
@@ -112,6 +113,17 @@ class Fleet {
   // Applies KEY=VALUE assignments (all or nothing) and returns the result.
   virtual Result<RouterSettings> update_settings(const std::string& product,
                                                  const std::vector<std::string>& assignments) = 0;
+
+  // --- API tokens of factories (core/auth.hpp). Each change is one audited commit.
+  // Registers the factory if needed and issues its token (shown once).
+  // Conflict when it already has a live token; usage errors for bad input.
+  virtual Result<IssuedToken> enroll(const EnrollInput& input) = 0;
+  // A new token for the factory; the old one stops working with this commit.
+  // not_found when the factory is not registered to `product` or has no token.
+  virtual Result<IssuedToken> rotate_token(const std::string& factory, const std::string& product) = 0;
+  // Removes the factory's token (returned, without secret); not_found as for rotate.
+  virtual Result<TokenRecord> revoke_token(const std::string& factory, const std::string& product) = 0;
+  // --- end of API tokens
 };
 
 }  // namespace gigafab::core

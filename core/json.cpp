@@ -99,4 +99,13 @@ nlohmann::json run_to_json(const Run& run) {
                                           : nlohmann::json(nullptr)}};
 }
 
+nlohmann::json token_to_json(const TokenRecord& record) {
+  return {{"id", record.id},
+          {"role", role_name(record.role)},
+          {"productId", record.product},
+          {"factory", or_null(record.factory)},
+          {"name", or_null(record.name)},
+          {"createdAt", format_time(record.created_at)}};
+}
+
 }  // namespace gigafab::core

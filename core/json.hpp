@@ -4,6 +4,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/auth.hpp"
 #include "core/job.hpp"
 #include "core/profile.hpp"
 #include "core/records.hpp"
@@ -14,5 +15,7 @@ nlohmann::json job_to_json(const Job& job);
 nlohmann::json profile_to_json(const Profile& profile);
 nlohmann::json lease_to_json(const Lease& lease);
 nlohmann::json run_to_json(const Run& run);
+// A token without its secret: id, role, productId ("*" for all), factory, name, createdAt.
+nlohmann::json token_to_json(const TokenRecord& record);
 
 }  // namespace gigafab::core

@@ -95,4 +95,7 @@ std::string idempotency_entry(std::string_view product, std::string_view key) {
   return "index/idem/" + std::string(product) + "/" + sha256_hex(key);
 }
 
+std::string token_doc(std::string_view id) { return std::string(k_tokens_dir) + "/" + std::string(id) + ".toml"; }
+std::string factory_token_entry(std::string_view factory) { return "auth/factories/" + std::string(factory); }
+
 }  // namespace gigafab::core::layout

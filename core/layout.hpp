@@ -13,6 +13,8 @@
 //   index/held/<factory>/<id>                        the leases each factory holds (seats)
 //   factories/<id>.toml                              factory registrations (caps, seats, engine)
 //   products/<product>/router.toml                   router weights and thresholds
+//   auth/tokens/<token-id>.toml                      API tokens: role, product, salted hash (never the secret)
+//   auth/factories/<factory>                         the factory's live token id
 // and, on refs/gigafab/liveness (a ref whose history is not kept):
 //   factories/<id>.toml                              last heartbeat and load
 //   index/idem/<product>/<sha256(key)>               idempotency key -> job id
@@ -62,5 +64,8 @@ std::string factory_doc(std::string_view factory);
 std::string router_settings(std::string_view product);
 inline constexpr const char* k_liveness_ref = "refs/gigafab/liveness";
 std::string idempotency_entry(std::string_view product, std::string_view key);
+inline constexpr std::string_view k_tokens_dir = "auth/tokens";
+std::string token_doc(std::string_view id);
+std::string factory_token_entry(std::string_view factory);
 
 }  // namespace gigafab::core::layout

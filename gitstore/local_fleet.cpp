@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "core/auth.hpp"
 #include "core/ids.hpp"
 #include "core/factories.hpp"
 #include "core/layout.hpp"
@@ -167,6 +168,95 @@ Result<core::Transition> LocalFleet::apply(const TransitionOp& op) {
       m_actor);
   if (!committed) return committed.error();
   return outcome;
+}
+
+namespace {
+
+// Random token material whose id is free in `snap` (a collision of 60 random
+// bits is all but impossible; this makes it impossible to act on).
+Result<core::TokenMaterial> fresh_material(const core::Snapshot& snap) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto material = core::random_token_material();
+    if (!material) return material.error();
+    auto taken = snap.read(core::layout::token_doc(material->id));
+    if (!taken) return taken.error();
+    if (!*taken) return material;
+  }
+  return make_error(ErrorCode::error, "cannot find a free token id");
+}
+
+}  // namespace
+
+Result<core::IssuedToken> LocalFleet::apply_token(const TokenOp& op) {
+  core::IssuedToken issued;
+  auto committed = m_store.transact(
+      [&](const core::Snapshot& snap) -> Result<core::Change> {
+        auto result = op(snap, core::now_millis());
+        if (!result) return result.error();
+        issued = std::move(result->issued);
+        return std::move(result->change);
+      },
+      m_actor);
+  if (!committed) return committed.error();
+  return issued;
+}
+
+Result<core::IssuedToken> LocalFleet::enroll(const core::EnrollInput& input) {
+  core::EnrollInput in = input;
+  in.actor = m_actor;
+  return apply_token([&](const core::Snapshot& snap, core::Millis now) -> Result<core::TokenChange> {
+    auto material = fresh_material(snap);
+    if (!material) return material.error();
+    return core::enroll_factory(snap, in, *material, now);
+  });
+}
+
+Result<core::IssuedToken> LocalFleet::rotate_token(const std::string& factory, const std::string& product) {
+  return apply_token([&](const core::Snapshot& snap, core::Millis now) -> Result<core::TokenChange> {
+    auto material = fresh_material(snap);
+    if (!material) return material.error();
+    return core::rotate_factory_token(snap, factory, product, m_actor, *material, now);
+  });
+}
+
+Result<core::TokenRecord> LocalFleet::revoke_token(const std::string& factory, const std::string& product) {
+  auto revoked = apply_token([&](const core::Snapshot& snap, core::Millis) {
+    return core::revoke_factory_token(snap, factory, product, m_actor);
+  });
+  if (!revoked) return revoked.error();
+  return std::move(revoked->record);
+}
+
+Result<core::IssuedToken> LocalFleet::create_operator_token(const std::string& product, const std::string& name) {
+  core::OperatorTokenInput in{product, name, m_actor};
+  return apply_token([&](const core::Snapshot& snap, core::Millis now) -> Result<core::TokenChange> {
+    auto material = fresh_material(snap);
+    if (!material) return material.error();
+    return core::create_operator_token(snap, in, *material, now);
+  });
+}
+
+Result<std::vector<core::TokenRecord>> LocalFleet::tokens(const std::string& scope) {
+  if (scope != core::k_all_products) {
+    if (auto ok = core::validate_name("product", scope); !ok) return ok.error();
+  }
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  return core::list_tokens(**snap, scope);
+}
+
+Result<core::TokenRecord> LocalFleet::revoke_token_id(const std::string& id, const std::string& scope) {
+  auto revoked = apply_token([&](const core::Snapshot& snap, core::Millis) {
+    return core::revoke_token_id(snap, id, scope, m_actor);
+  });
+  if (!revoked) return revoked.error();
+  return std::move(revoked->record);
+}
+
+Result<core::Principal> LocalFleet::authenticate(std::string_view token) {
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  return core::authenticate(**snap, token);
 }
 
 Result<std::vector<core::Reaped>> LocalFleet::reap() {

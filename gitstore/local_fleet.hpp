@@ -45,6 +45,23 @@ class LocalFleet final : public core::Fleet {
   Result<core::RouterSettings> update_settings(const std::string& product,
                                                const std::vector<std::string>& assignments) override;
 
+  // --- API tokens (core/auth.hpp)
+  Result<core::IssuedToken> enroll(const core::EnrollInput& input) override;
+  Result<core::IssuedToken> rotate_token(const std::string& factory, const std::string& product) override;
+  Result<core::TokenRecord> revoke_token(const std::string& factory, const std::string& product) override;
+  // Local only (the server owns a LocalFleet; remote clients never manage
+  // operator tokens). A new operator token for `product`, or for every
+  // product when it is "*"; `name` is an optional label.
+  Result<core::IssuedToken> create_operator_token(const std::string& product, const std::string& name);
+  // Every token in `scope` (a product, or "*" for all), oldest first; never secrets.
+  Result<std::vector<core::TokenRecord>> tokens(const std::string& scope);
+  // Removes any token by id; not_found unless it exists and is in `scope`.
+  Result<core::TokenRecord> revoke_token_id(const std::string& id, const std::string& scope);
+  // The principal a bearer token speaks for; unauthorized ("invalid token")
+  // for anything but a live token. Reads one document of the current tip.
+  Result<core::Principal> authenticate(std::string_view token);
+  // --- end of API tokens
+
   Store& store() { return m_store; }
   // The identity recorded from now on (the server sets it per request).
   void set_actor(std::string actor) { m_actor = std::move(actor); }
@@ -54,6 +71,9 @@ class LocalFleet final : public core::Fleet {
   // Commits what `op` returns (re-run on the new tip when the CAS loses) and
   // returns the winning transition.
   Result<core::Transition> apply(const TransitionOp& op);
+  using TokenOp = std::function<Result<core::TokenChange>(const core::Snapshot&, core::Millis now)>;
+  // Commits what a token operation returns (re-run on the new tip when the CAS loses).
+  Result<core::IssuedToken> apply_token(const TokenOp& op);
 
   Result<const core::Catalog*> catalog();
   Result<std::map<std::string, core::Liveness>> liveness();
