@@ -109,6 +109,7 @@ Runner define_weights(CLI::App& app, Context& ctx);
 Runner define_bench(CLI::App& app, Context& ctx);
 Runner define_gc(CLI::App& app, Context& ctx);
 Runner define_token(CLI::App& app, Context& ctx);
+Runner define_serve(CLI::App& app, Context& ctx);
 Runner define_completion(CLI::App& app, Context& ctx);
 
 // The top-level entry point: parse, run, print errors, return the exit code.

@@ -532,6 +532,36 @@ Result<RouterSettings> settings_from_json(const json& doc) {
   return settings;
 }
 
+json issued_token_to_json(const IssuedToken& issued) {
+  json doc = token_to_json(issued.record);
+  doc["token"] = issued.token;
+  return doc;
+}
+
+Result<TokenRecord> token_record_from_json(const json& doc) {
+  Reader r(doc, "token", false);
+  TokenRecord t;
+  t.id = r.str("id", true);
+  auto role = parse_role(r.str("role"));
+  if (!role) r.fail("role", "must be operator or factory");
+  t.role = role.value_or(Role::factory);
+  t.product = r.str("productId");
+  t.factory = r.str("factory");
+  t.name = r.str("name");
+  t.created_at = r.time("createdAt");
+  if (auto e = r.finish()) return bad_response(*e);
+  return t;
+}
+
+Result<IssuedToken> issued_token_from_json(const json& doc) {
+  auto record = token_record_from_json(doc);
+  if (!record) return record.error();
+  Reader r(doc, "", false);
+  std::string token = r.str("token", true);
+  if (auto e = r.finish()) return bad_response(*e);
+  return IssuedToken{std::move(token), std::move(*record)};
+}
+
 template <typename T>
 Result<std::vector<T>> list_from_json(const json& doc, const char* key, FromJson<T> parse) {
   if (!doc.is_object() || !doc.contains(key) || !doc[key].is_array()) {
@@ -746,6 +776,24 @@ Result<HeartbeatInput> heartbeat_request_from_json(const json& doc) {
   input.load = r.get<double>("load");
   if (auto e = r.finish()) return *e;
   return input;  // the fleet validates names and ranges, as for the CLI
+}
+
+json enroll_request_to_json(const EnrollInput& input) {
+  json doc = {{"factory", input.factory}};
+  if (input.capabilities) doc["capabilities"] = *input.capabilities;
+  if (input.seats) doc["seats"] = *input.seats;
+  return doc;
+}
+
+Result<EnrollInput> enroll_request_from_json(const json& doc) {
+  Reader r(doc, "", true);
+  EnrollInput input;
+  input.factory = r.str("factory", true);
+  input.capabilities = r.get<std::vector<std::string>>("capabilities");
+  input.seats = r.get<std::int64_t>("seats");
+  if (auto e = r.finish()) return *e;
+  if (auto ok = validate_name("factory", input.factory); !ok) return field_error("factory", ok.error().message);
+  return input;
 }
 
 json settings_request_to_json(const std::vector<std::string>& assignments) { return {{"set", assignments}}; }

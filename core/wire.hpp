@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/auth.hpp"
 #include "core/fleet.hpp"
 
 namespace gigafab::core {
@@ -46,6 +47,10 @@ Result<ExplainRow> explain_row_from_json(const nlohmann::json& doc);
 // apply_setting, so every setting round-trips.
 nlohmann::json settings_to_json(const RouterSettings& settings);
 Result<RouterSettings> settings_from_json(const nlohmann::json& doc);
+// The token record (token_to_json) plus "token", the only copy of the secret.
+nlohmann::json issued_token_to_json(const IssuedToken& issued);
+Result<IssuedToken> issued_token_from_json(const nlohmann::json& doc);
+Result<TokenRecord> token_record_from_json(const nlohmann::json& doc);
 // {"jobs": [...]}, {"events": [...]}, ...: a list under one key.
 template <typename T>
 using FromJson = Result<T> (*)(const nlohmann::json&);
@@ -95,6 +100,10 @@ Result<WorkerRequest> worker_request_from_json(const nlohmann::json& doc,
 
 nlohmann::json heartbeat_request_to_json(const HeartbeatInput& input);
 Result<HeartbeatInput> heartbeat_request_from_json(const nlohmann::json& doc);
+
+// POST /fleet/factories/enroll: {"factory", "capabilities"?, "seats"?}
+nlohmann::json enroll_request_to_json(const EnrollInput& input);
+Result<EnrollInput> enroll_request_from_json(const nlohmann::json& doc);
 
 // {"set": ["key=value", ...]}
 nlohmann::json settings_request_to_json(const std::vector<std::string>& assignments);

@@ -1,0 +1,46 @@
+// gigafab serve [--listen HOST:PORT] [--max-body BYTES] [--keepalive SECONDS] [--threads N]
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/command.hpp"
+#include "gitstore/local_fleet.hpp"
+#include "server/api.hpp"
+#include "server/http.hpp"
+
+namespace gigafab::cli {
+
+Runner define_serve(CLI::App& app, Context&) {
+  struct Options {
+    std::string listen = "127.0.0.1:7070";
+    server::ServeOptions serve;
+  };
+  auto opts = std::make_shared<Options>();
+  app.add_option("--listen", opts->listen, "address to listen on, HOST:PORT (port 0: any free port)")
+      ->capture_default_str();
+  app.add_option("--max-body", opts->serve.max_body, "largest request body in bytes (larger: 413)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
+  app.add_option("--keepalive", opts->serve.keepalive_seconds, "seconds between SSE keep-alive comments")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--threads", opts->serve.threads, "concurrent connections served (each SSE stream holds one)")
+      ->capture_default_str()
+      ->check(CLI::Range(4, 1024));
+  return [opts](Context& ctx) -> Result<void> {
+    if (auto ok = server::parse_listen(opts->listen, opts->serve); !ok) return ok.error();
+    auto fleet = ctx.local_fleet("serve");
+    if (!fleet) return fleet.error();
+    server::Api api(**fleet);
+    auto served = server::serve(api, opts->serve, [&](const std::string& url) {
+      // Scripts wait for this line (it carries the port when --listen used 0).
+      std::printf("gigafab: serving %s/api/fleet (store %s)\n", url.c_str(), (*fleet)->store().path().c_str());
+      std::fflush(stdout);
+    });
+    if (!served) return served.error();
+    std::fprintf(stderr, "gigafab: serve: stopped\n");
+    return {};
+  };
+}
+
+}  // namespace gigafab::cli

@@ -1,0 +1,642 @@
+#include "server/api.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <sstream>
+
+#include "core/auth.hpp"
+#include "core/ids.hpp"
+#include "core/json.hpp"
+#include "core/wire.hpp"
+#include "gitstore/local_fleet.hpp"
+
+namespace gigafab::server {
+
+using core::ErrorCode;
+using core::make_error;
+using core::Result;
+using nlohmann::json;
+
+std::string Request::header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+int status_for(const core::Error& error) {
+  switch (error.code) {
+    case ErrorCode::usage: return 400;
+    case ErrorCode::fenced: return 409;
+    case ErrorCode::conflict: return error.reason == "illegal_transition" ? 422 : 409;
+    case ErrorCode::not_found: return 404;
+    case ErrorCode::nothing_to_claim: return 204;
+    case ErrorCode::unauthorized: return 401;
+    case ErrorCode::error: break;
+  }
+  return 500;
+}
+
+Response error_response(int status, const core::Error& error) {
+  Response r;
+  r.status = status;
+  r.body = core::error_to_json(error).dump() + "\n";
+  return r;
+}
+
+Response error_response(const core::Error& error) { return error_response(status_for(error), error); }
+
+namespace {
+
+// Who is calling, as established by the bearer token.
+struct Caller {
+  core::Principal principal;
+  std::string product;  // the product this request acts in
+  bool is_operator() const { return principal.role == core::Role::operator_; }
+};
+
+// One routed request: the path's :parameters, the caller and the request.
+struct Call {
+  const Request& request;
+  std::map<std::string, std::string> params;
+  Caller caller;
+  const std::string& param(const std::string& name) const { return params.at(name); }
+};
+
+Response json_response(const json& doc, int status = 200) {
+  Response r;
+  r.status = status;
+  r.body = doc.dump() + "\n";
+  return r;
+}
+
+core::Error forbidden(std::string message) { return make_error(ErrorCode::unauthorized, std::move(message)); }
+
+Response forbidden_response(std::string message) { return error_response(403, forbidden(std::move(message))); }
+
+template <typename T>
+Result<json> list_json(const Result<std::vector<T>>& items, const char* key, json (*render)(const T&)) {
+  if (!items) return items.error();
+  json list = json::array();
+  for (const auto& item : *items) list.push_back(render(item));
+  return json{{key, std::move(list)}};
+}
+
+// Parses a JSON request body; an empty body is an empty object.
+Result<json> parse_body(const Request& request) {
+  if (request.body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  try {
+    return json::parse(request.body);
+  } catch (const json::parse_error& e) {
+    core::Error error = make_error(ErrorCode::usage, "the request body is not valid JSON (at byte " +
+                                                         std::to_string(e.byte) + ")");
+    error.field = "body";
+    return error;
+  }
+}
+
+core::Error field_error(std::string field, std::string message) {
+  core::Error e = make_error(ErrorCode::usage, std::move(message));
+  e.field = std::move(field);
+  return e;
+}
+
+// Rejects query parameters the route does not know (a typo must not be ignored).
+Result<void> check_query(const Request& request, std::initializer_list<const char*> known) {
+  for (const auto& [key, value] : request.query) {
+    if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
+      return field_error(key, "unknown query parameter '" + key + "'");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+struct Api::Impl {
+  gitstore::LocalFleet* fleet;
+  std::mutex fleet_mutex;
+
+  std::mutex change_mutex;
+  std::condition_variable change_cv;
+  std::uint64_t changes = 0;
+  bool stopping = false;
+
+  using Handler = Response (Impl::*)(Call&);
+  enum class Access { any, operator_only };
+  struct Route {
+    const char* method;
+    std::vector<std::string> segments;  // ":name" matches one segment
+    Handler handler;
+    Access access;
+  };
+  std::vector<Route> routes;
+
+  explicit Impl(gitstore::LocalFleet& f) : fleet(&f) {
+    auto add = [&](const char* method, const char* pattern, Handler h, Access access = Access::any) {
+      std::vector<std::string> segments;
+      std::stringstream in(pattern);
+      for (std::string s; std::getline(in, s, '/');) {
+        if (!s.empty()) segments.push_back(s);
+      }
+      routes.push_back({method, std::move(segments), h, access});
+    };
+    add("POST", "/api/fleet/jobs", &Impl::submit);
+    add("GET", "/api/fleet/jobs", &Impl::list);
+    add("GET", "/api/fleet/jobs/:id", &Impl::show);
+    add("PATCH", "/api/fleet/jobs/:id", &Impl::patch);
+    add("POST", "/api/fleet/jobs/:id/actions/:action", &Impl::action, Access::operator_only);
+    add("POST", "/api/fleet/claim", &Impl::claim);
+    add("POST", "/api/fleet/jobs/:id/lease/renew", &Impl::renew);
+    add("POST", "/api/fleet/jobs/:id/lease/release", &Impl::release);
+    add("GET", "/api/fleet/jobs/:id/runs", &Impl::runs);
+    add("GET", "/api/fleet/jobs/:id/events", &Impl::events);
+    add("GET", "/api/fleet/jobs/:id/explain", &Impl::explain);
+    add("GET", "/api/fleet/jobs/:id/log", &Impl::job_log);
+    add("GET", "/api/fleet/log", &Impl::log);
+    add("POST", "/api/fleet/reap", &Impl::reap);
+    add("POST", "/api/fleet/factories/heartbeat", &Impl::heartbeat);
+    add("GET", "/api/fleet/factories", &Impl::factories);
+    add("POST", "/api/fleet/factories/enroll", &Impl::enroll, Access::operator_only);
+    add("POST", "/api/fleet/factories/:id/token/rotate", &Impl::rotate, Access::operator_only);
+    add("POST", "/api/fleet/factories/:id/token/revoke", &Impl::revoke, Access::operator_only);
+    add("GET", "/api/fleet/weights", &Impl::weights);
+    add("PATCH", "/api/fleet/weights", &Impl::set_weights, Access::operator_only);
+  }
+
+  // ---- plumbing -------------------------------------------------------------
+
+  // Runs `fn` on the fleet as `caller`; when `mutates` and it succeeded,
+  // wakes the waiters.
+  template <typename Fn>
+  auto with_fleet(const Caller& caller, bool mutates, Fn&& fn) {
+    std::unique_lock lock(fleet_mutex);
+    fleet->set_actor(actor_of(caller));
+    auto result = fn(*fleet);
+    lock.unlock();
+    if (mutates && result) notify();
+    return result;
+  }
+
+  static std::string actor_of(const Caller& caller) {
+    const core::Principal& p = caller.principal;
+    if (!p.factory.empty()) return "factory:" + p.factory + " (token " + p.token_id + ")";
+    return "operator:" + (p.name.empty() ? p.token_id : p.name) + " (token " + p.token_id + ")";
+  }
+
+  void notify() {
+    {
+      std::lock_guard lock(change_mutex);
+      ++changes;
+    }
+    change_cv.notify_all();
+  }
+
+  Result<Caller> authenticate(const Request& request) {
+    std::string header = request.header("authorization");
+    if (header.empty()) return make_error(ErrorCode::unauthorized, "missing bearer token (Authorization: Bearer <token>)");
+    const std::string scheme = "bearer ";
+    if (header.size() <= scheme.size() ||
+        !std::equal(scheme.begin(), scheme.end(), header.begin(),
+                    [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+      return make_error(ErrorCode::unauthorized, "the Authorization header must be 'Bearer <token>'");
+    }
+    std::string token = header.substr(scheme.size());
+    Result<core::Principal> principal = [&] {
+      std::lock_guard lock(fleet_mutex);
+      return fleet->authenticate(token);
+    }();
+    if (!principal) return principal.error();
+    Caller caller{std::move(*principal), ""};
+    std::string product = request.header("x-product-id");
+    if (product.empty()) product = caller.principal.product == "*" ? "default" : caller.principal.product;
+    if (auto ok = core::validate_name("product", product); !ok) return field_error("x-product-id", ok.error().message);
+    caller.product = product;
+    return caller;
+  }
+
+  Response dispatch(const Request& request) {
+    std::vector<std::string> segments;
+    {
+      std::stringstream in(request.path);
+      for (std::string s; std::getline(in, s, '/');) {
+        if (!s.empty()) segments.push_back(s);
+      }
+    }
+    bool path_matched = false;
+    for (const Route& route : routes) {
+      if (route.segments.size() != segments.size()) continue;
+      std::map<std::string, std::string> params;
+      bool match = true;
+      for (std::size_t i = 0; i < segments.size() && match; ++i) {
+        if (route.segments[i][0] == ':') {
+          params[route.segments[i].substr(1)] = segments[i];
+        } else {
+          match = route.segments[i] == segments[i];
+        }
+      }
+      if (!match) continue;
+      path_matched = true;
+      if (request.method != route.method) continue;
+      auto caller = authenticate(request);
+      if (!caller) return error_response(caller.error().code == ErrorCode::unauthorized ? 401 : 400, caller.error());
+      const core::Principal& p = caller->principal;
+      if (p.product != "*" && p.product != caller->product) {
+        return forbidden_response("this token belongs to product " + p.product + ", not " + caller->product);
+      }
+      if (route.access == Access::operator_only && !caller->is_operator()) {
+        return forbidden_response("this needs an operator token (factory " + p.factory + " may not do it)");
+      }
+      if (auto it = params.find("id"); it != params.end() && route.segments[2] == "jobs") {
+        if (auto ok = core::validate_job_id(it->second); !ok) return error_response(field_error("id", ok.error().message));
+      } else if (it != params.end()) {
+        if (auto ok = core::validate_name("factory", it->second); !ok) {
+          return error_response(field_error("id", ok.error().message));
+        }
+      }
+      Call call{request, std::move(params), std::move(*caller)};
+      return (this->*route.handler)(call);
+    }
+    if (path_matched) {
+      Response r = error_response(405, make_error(ErrorCode::usage, request.method + " is not allowed on " + request.path));
+      return r;
+    }
+    return error_response(make_error(ErrorCode::not_found, "no such endpoint: " + request.method + " " + request.path));
+  }
+
+  // A factory token acts only as its own factory; an operator names one.
+  Result<std::string> acting_factory(const Call& call, const std::string& named) {
+    const core::Principal& p = call.caller.principal;
+    if (call.caller.is_operator()) {
+      if (named.empty()) return field_error("factory", "field 'factory' is required with an operator token");
+      return named;
+    }
+    if (!named.empty() && named != p.factory) {
+      return forbidden("this token belongs to factory " + p.factory + ", not " + named);
+    }
+    return p.factory;
+  }
+
+  static Response failed(const core::Error& e) {
+    // An auth failure after routing is a role or ownership problem: 403.
+    if (e.code == ErrorCode::unauthorized) return error_response(403, e);
+    return error_response(e);
+  }
+
+  // ---- jobs -----------------------------------------------------------------
+
+  Response submit(Call& call) {
+    core::SubmitRequestBody body;
+    const Request& req = call.request;
+    std::string type = req.header("content-type");
+    if (type.rfind("text/markdown", 0) == 0 || type.rfind("text/plain", 0) == 0) {
+      if (auto ok = check_query(req, {"priority", "dep", "idempotencyKey", "profile"}); !ok) return failed(ok.error());
+      body.manifest = req.body;
+      for (const auto& [key, value] : req.query) {
+        if (key == "priority") {
+          auto p = core::parse_priority(value);
+          if (!p) return failed(field_error("priority", p.error().message));
+          body.priority = *p;
+        } else if (key == "dep") {
+          if (!body.deps) body.deps.emplace();
+          body.deps->push_back(value);
+        } else if (key == "idempotencyKey") {
+          body.idempotency_key = value;
+        } else if (key == "profile") {
+          body.profile = value;
+        }
+      }
+    } else {
+      if (auto ok = check_query(req, {}); !ok) return failed(ok.error());
+      auto doc = parse_body(req);
+      if (!doc) return failed(doc.error());
+      auto parsed = core::submit_request_from_json(*doc);
+      if (!parsed) return failed(parsed.error());
+      body = std::move(*parsed);
+    }
+    auto input = core::submit_input(body, call.caller.product);
+    if (!input) return failed(input.error());
+    auto submitted = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) { return f.submit(*input); });
+    if (!submitted) return failed(submitted.error());
+    return json_response(core::submitted_to_json(*submitted), submitted->duplicate ? 200 : 201);
+  }
+
+  Response list(Call& call) {
+    if (auto ok = check_query(call.request, {"stage"}); !ok) return failed(ok.error());
+    core::JobFilter filter{call.caller.product, {}};
+    auto [begin, end] = call.request.query.equal_range("stage");
+    for (auto it = begin; it != end; ++it) {
+      std::stringstream in(it->second);
+      for (std::string name; std::getline(in, name, ',');) {
+        auto stage = core::parse_stage(name);
+        if (!stage) return failed(field_error("stage", stage.error().message));
+        filter.stages.push_back(*stage);
+      }
+    }
+    auto jobs = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.list(filter); });
+    auto doc = list_json<core::Job>(jobs, "jobs", core::job_to_json);
+    if (!doc) return failed(doc.error());
+    return json_response(*doc);
+  }
+
+  Response show(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto detail = with_fleet(call.caller, false,
+                             [&](gitstore::LocalFleet& f) { return f.show(call.param("id"), call.caller.product); });
+    if (!detail) return failed(detail.error());
+    return json_response(core::detail_to_json(*detail));
+  }
+
+  // The fenced calls share one shape: parse, check who acts, call, render.
+  Response worker(Call& call, std::optional<core::WorkerRequest::Kind> kind) {
+    using Kind = core::WorkerRequest::Kind;
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto doc = parse_body(call.request);
+    if (!doc) return failed(doc.error());
+    auto req = core::worker_request_from_json(*doc, kind);
+    if (!req) return failed(req.error());
+    auto factory = acting_factory(call, req->factory);
+    if (!factory) return failed(factory.error());
+    core::WorkerCall wc{call.param("id"), *factory, req->epoch, call.caller.product, actor_of(call.caller)};
+    if (req->kind == Kind::renew) {
+      auto lease = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) { return f.renew(wc, req->ttl_seconds); });
+      if (!lease) return failed(lease.error());
+      return json_response(core::lease_to_json(*lease));
+    }
+    auto job = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) -> Result<core::Job> {
+      switch (req->kind) {
+        case Kind::start: return f.start(wc);
+        case Kind::checkpoint: return f.checkpoint(wc, req->ref);
+        case Kind::report: return f.report(wc, req->report);
+        default: return f.release(wc);
+      }
+    });
+    if (!job) return failed(job.error());
+    return json_response(core::job_to_json(*job));
+  }
+
+  Response patch(Call& call) { return worker(call, std::nullopt); }
+  Response renew(Call& call) { return worker(call, core::WorkerRequest::Kind::renew); }
+  Response release(Call& call) { return worker(call, core::WorkerRequest::Kind::release); }
+
+  Response action(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto doc = parse_body(call.request);
+    if (!doc) return failed(doc.error());
+    if (!doc->empty()) return failed(field_error(doc->begin().key(), "actions take no body fields"));
+    const std::string& name = call.param("action");
+    std::optional<core::OperatorAction> action;
+    for (auto a : {core::OperatorAction::approve, core::OperatorAction::reject, core::OperatorAction::ship,
+                   core::OperatorAction::requeue}) {
+      if (name == core::operator_action_name(a)) action = a;
+    }
+    if (!action) {
+      return error_response(make_error(ErrorCode::not_found,
+                                       "unknown action '" + name + "' (approve, reject, requeue or ship)"));
+    }
+    auto job = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) {
+      return f.act(*action, call.param("id"), call.caller.product);
+    });
+    if (!job) return failed(job.error());
+    return json_response(core::job_to_json(*job));
+  }
+
+  Response claim(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto doc = parse_body(call.request);
+    if (!doc) return failed(doc.error());
+    auto input = core::claim_request_from_json(*doc);
+    if (!input) return failed(input.error());
+    auto factory = acting_factory(call, input->factory);
+    if (!factory) return failed(factory.error());
+    input->factory = *factory;
+    input->product = call.caller.product;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(input->wait_seconds);
+    input->wait_seconds = 0;
+    for (;;) {
+      std::uint64_t seen = change_counter();
+      auto claimed = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) { return f.claim(*input); });
+      if (claimed) return json_response(core::claimed_to_json(*claimed));
+      auto now = std::chrono::steady_clock::now();
+      if (claimed.error().code != ErrorCode::nothing_to_claim || now >= deadline || is_stopping()) {
+        if (claimed.error().code == ErrorCode::nothing_to_claim) {
+          // 204 has no body: the reason travels in a header.
+          Response r;
+          r.status = 204;
+          r.body.clear();
+          r.headers.emplace_back("X-Gigafab-Message", claimed.error().message);
+          return r;
+        }
+        return failed(claimed.error());
+      }
+      // Leases expire and deferrals end without a commit: look again soon
+      // even when nothing is written.
+      auto step = std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(100));
+      wait_for_change(seen, std::chrono::duration_cast<std::chrono::milliseconds>(step));
+    }
+  }
+
+  Response runs(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto detail = with_fleet(call.caller, false,
+                             [&](gitstore::LocalFleet& f) { return f.show(call.param("id"), call.caller.product); });
+    if (!detail) return failed(detail.error());
+    json list = json::array();
+    for (const auto& run : detail->runs) list.push_back(core::run_to_json(run));
+    return json_response({{"runs", std::move(list)}});
+  }
+
+  Response events(Call& call) {
+    if (auto ok = check_query(call.request, {"after"}); !ok) return failed(ok.error());
+    std::int64_t after = 0;
+    auto it = call.request.query.find("after");
+    if (it != call.request.query.end()) {
+      auto parsed = parse_count(it->second);
+      if (!parsed) return failed(field_error("after", "after must be a non-negative integer"));
+      after = *parsed;
+    }
+    auto events = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) {
+      return f.events(call.param("id"), call.caller.product, after);
+    });
+    auto doc = list_json<core::Event>(events, "events", core::event_to_json);
+    if (!doc) return failed(doc.error());
+    return json_response(*doc);
+  }
+
+  static std::optional<std::int64_t> parse_count(const std::string& text) {
+    if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoll(text);
+  }
+
+  Response explain(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto rows = with_fleet(call.caller, false,
+                           [&](gitstore::LocalFleet& f) { return f.explain(call.param("id"), call.caller.product); });
+    auto doc = list_json<core::ExplainRow>(rows, "candidates", core::explain_row_to_json);
+    if (!doc) return failed(doc.error());
+    (*doc)["id"] = call.param("id");
+    return json_response(*doc);
+  }
+
+  Response log_of(Call& call, std::optional<std::string> job) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto entries = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.log(job, call.caller.product); });
+    auto doc = list_json<core::AuditEntry>(entries, "entries", core::audit_entry_to_json);
+    if (!doc) return failed(doc.error());
+    return json_response(*doc);
+  }
+  Response job_log(Call& call) { return log_of(call, call.param("id")); }
+  Response log(Call& call) { return log_of(call, std::nullopt); }
+
+  Response reap(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto reaped = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) { return f.reap(); });
+    auto doc = list_json<core::Reaped>(reaped, "reaped", core::reaped_to_json);
+    if (!doc) return failed(doc.error());
+    return json_response(*doc);
+  }
+
+  // ---- factories ------------------------------------------------------------
+
+  Response heartbeat(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto doc = parse_body(call.request);
+    if (!doc) return failed(doc.error());
+    auto input = core::heartbeat_request_from_json(*doc);
+    if (!input) return failed(input.error());
+    auto factory = acting_factory(call, input->factory);
+    if (!factory) return failed(factory.error());
+    input->factory = *factory;
+    input->product = call.caller.product;
+    input->actor = actor_of(call.caller);
+    auto status = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) { return f.heartbeat(*input); });
+    if (!status) return failed(status.error());
+    return json_response(core::factory_status_to_json(*status));
+  }
+
+  Response factories(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto list = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.factories(call.caller.product); });
+    auto doc = list_json<core::FactoryStatus>(list, "factories", core::factory_status_to_json);
+    if (!doc) return failed(doc.error());
+    return json_response(*doc);
+  }
+
+  Response enroll(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto doc = parse_body(call.request);
+    if (!doc) return failed(doc.error());
+    auto input = core::enroll_request_from_json(*doc);
+    if (!input) return failed(input.error());
+    input->product = call.caller.product;
+    input->actor = actor_of(call.caller);
+    auto issued = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) { return f.enroll(*input); });
+    if (!issued) return failed(issued.error());
+    return json_response(core::issued_token_to_json(*issued), 201);
+  }
+
+  Response rotate(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto issued = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) {
+      return f.rotate_token(call.param("id"), call.caller.product);
+    });
+    if (!issued) return failed(issued.error());
+    return json_response(core::issued_token_to_json(*issued));
+  }
+
+  Response revoke(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto revoked = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) {
+      return f.revoke_token(call.param("id"), call.caller.product);
+    });
+    if (!revoked) return failed(revoked.error());
+    json doc = core::token_to_json(*revoked);
+    doc["revoked"] = true;
+    return json_response(doc);
+  }
+
+  // ---- settings and metrics --------------------------------------------------
+
+  Response weights(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto settings = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.settings(call.caller.product); });
+    if (!settings) return failed(settings.error());
+    return json_response(core::settings_to_json(*settings));
+  }
+
+  Response set_weights(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto doc = parse_body(call.request);
+    if (!doc) return failed(doc.error());
+    auto assignments = core::settings_request_from_json(*doc);
+    if (!assignments) return failed(assignments.error());
+    auto settings = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) {
+      return f.update_settings(call.caller.product, *assignments);
+    });
+    if (!settings) return failed(settings.error());
+    return json_response(core::settings_to_json(*settings));
+  }
+
+  // ---- waiting ---------------------------------------------------------------
+
+  std::uint64_t change_counter() {
+    std::lock_guard lock(change_mutex);
+    return changes;
+  }
+
+  std::uint64_t wait_for_change(std::uint64_t seen, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(change_mutex);
+    change_cv.wait_for(lock, timeout, [&] { return changes != seen || stopping; });
+    return changes;
+  }
+
+  bool is_stopping() {
+    std::lock_guard lock(change_mutex);
+    return stopping;
+  }
+};
+
+Api::Api(gitstore::LocalFleet& fleet) : m(std::make_unique<Impl>(fleet)) {}
+Api::~Api() = default;
+
+Response Api::handle(const Request& request) {
+  if (request.path == "/healthz" && request.method == "GET") return json_response({{"ok", true}});
+  return m->dispatch(request);
+}
+
+Result<Api::StreamAccess> Api::open_stream(const Request& request, const std::string& job_id) {
+  auto caller = m->authenticate(request);
+  if (!caller) return caller.error();
+  if (caller->principal.product != "*" && caller->principal.product != caller->product) {
+    return forbidden("this token belongs to product " + caller->principal.product + ", not " + caller->product);
+  }
+  if (auto ok = core::validate_job_id(job_id); !ok) return field_error("id", ok.error().message);
+  // The job must exist in the caller's product (404 otherwise).
+  auto events = m->with_fleet(*caller, false, [&](gitstore::LocalFleet& f) {
+    return f.events(job_id, caller->product, std::numeric_limits<std::int64_t>::max() - 1);
+  });
+  if (!events) return events.error();
+  return StreamAccess{job_id, caller->product};
+}
+
+Result<std::vector<core::Event>> Api::events_after(const StreamAccess& access, std::int64_t after) {
+  std::lock_guard lock(m->fleet_mutex);
+  return m->fleet->events(access.job, access.product, after);
+}
+
+std::uint64_t Api::wait_for_change(std::uint64_t seen, std::chrono::milliseconds timeout) {
+  return m->wait_for_change(seen, timeout);
+}
+std::uint64_t Api::change_counter() { return m->change_counter(); }
+
+void Api::interrupt() {
+  {
+    std::lock_guard lock(m->change_mutex);
+    m->stopping = true;
+  }
+  m->change_cv.notify_all();
+}
+
+bool Api::interrupted() { return m->is_stopping(); }
+
+}  // namespace gigafab::server
