@@ -15,6 +15,7 @@
 #include "core/job.hpp"
 #include "core/lifecycle.hpp"
 #include "core/manifest.hpp"
+#include "core/metrics.hpp"
 #include "core/profile.hpp"
 #include "core/queries.hpp"
 #include "core/snapshot.hpp"
@@ -112,6 +113,12 @@ class Fleet {
   // Applies KEY=VALUE assignments (all or nothing) and returns the result.
   virtual Result<RouterSettings> update_settings(const std::string& product,
                                                  const std::vector<std::string>& assignments) = 0;
+
+  // Metrics (core/metrics.hpp): job counts per stage, factory health and
+  // seat utilization, starvation alerts and spend of one product, read-only
+  // (nothing is reaped). A product nobody used gets zeros; usage error for an
+  // invalid product name.
+  virtual Result<FleetMetrics> metrics(const std::string& product) = 0;
 };
 
 }  // namespace gigafab::core
