@@ -106,6 +106,7 @@ Runner define_profile(CLI::App& app, Context& ctx);
 Runner define_factory(CLI::App& app, Context& ctx);
 Runner define_explain(CLI::App& app, Context& ctx);
 Runner define_weights(CLI::App& app, Context& ctx);
+Runner define_metrics(CLI::App& app, Context& ctx);
 Runner define_bench(CLI::App& app, Context& ctx);
 Runner define_gc(CLI::App& app, Context& ctx);
 Runner define_token(CLI::App& app, Context& ctx);

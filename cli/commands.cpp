@@ -32,6 +32,8 @@ constexpr std::array k_commands = {
     Command{"serve", "serve the /api/fleet REST API (with SSE) over this store", Needs::store, define_serve},
     Command{"explain", "the router's scores for a job on every factory", Needs::store, define_explain},
     Command{"weights", "the router's weights and thresholds: show, set", Needs::store, define_weights},
+    Command{"metrics", "job counts, factory health, utilization, starvation alerts (--prometheus)", Needs::store,
+            define_metrics},
     Command{"profile", "the persona catalog: list, show", Needs::nothing, define_profile},
     Command{"gc", "repack the store and drop unreferenced objects", Needs::store, define_gc},
     Command{"bench", "measure this machine's store (scratch stores, never a real one)", Needs::nothing, define_bench},

@@ -16,6 +16,7 @@
 #include "core/job.hpp"
 #include "core/lifecycle.hpp"
 #include "core/manifest.hpp"
+#include "core/metrics.hpp"
 #include "core/profile.hpp"
 #include "core/queries.hpp"
 #include "core/snapshot.hpp"
@@ -124,6 +125,12 @@ class Fleet {
   // Removes the factory's token (returned, without secret); not_found as for rotate.
   virtual Result<TokenRecord> revoke_token(const std::string& factory, const std::string& product) = 0;
   // --- end of API tokens
+
+  // Metrics (core/metrics.hpp): job counts per stage, factory health and
+  // seat utilization, starvation alerts and spend of one product, read-only
+  // (nothing is reaped). A product nobody used gets zeros; usage error for an
+  // invalid product name.
+  virtual Result<FleetMetrics> metrics(const std::string& product) = 0;
 };
 
 }  // namespace gigafab::core

@@ -12,6 +12,7 @@
 #include "core/ids.hpp"
 #include "core/factories.hpp"
 #include "core/layout.hpp"
+#include "core/metrics.hpp"
 #include "core/submit.hpp"
 #include "profiles/builtin.hpp"
 
@@ -400,6 +401,29 @@ Result<core::RouterSettings> LocalFleet::update_settings(const std::string& prod
       m_actor);
   if (!committed) return committed.error();
   return result;
+}
+
+Result<core::FleetMetrics> LocalFleet::metrics(const std::string& product) {
+  if (auto ok = core::validate_name("product", product); !ok) return ok.error();
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  auto live = liveness();
+  if (!live) return live.error();
+  return core::compute_metrics(**snap, *live, product, core::now_millis());
+}
+
+Result<std::vector<core::FleetMetrics>> LocalFleet::metrics_all() {
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  auto live = liveness();
+  if (!live) return live.error();
+  return core::compute_all_metrics(**snap, *live, core::now_millis());
+}
+
+Result<std::vector<std::string>> LocalFleet::products() {
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  return core::list_products(**snap);
 }
 
 Result<core::Lease> LocalFleet::renew(core::WorkerCall call, std::int64_t ttl_seconds) {

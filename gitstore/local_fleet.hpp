@@ -61,6 +61,14 @@ class LocalFleet final : public core::Fleet {
   // for anything but a live token. Reads one document of the current tip.
   Result<core::Principal> authenticate(std::string_view token);
   // --- end of API tokens
+  Result<core::FleetMetrics> metrics(const std::string& product) override;
+  // Local only (for the Prometheus endpoint, which reports every product):
+  // the metrics of every product in the store, from one read of its job
+  // documents, sorted by product.
+  Result<std::vector<core::FleetMetrics>> metrics_all();
+  // Every product the store knows (core::list_products); reads every job
+  // document, so prefer metrics_all() to products() + metrics() per product.
+  Result<std::vector<std::string>> products();
 
   Store& store() { return m_store; }
   // The identity recorded from now on (the server sets it per request).

@@ -9,6 +9,7 @@
 #include "core/auth.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
+#include "core/metrics.hpp"
 #include "core/wire.hpp"
 #include "gitstore/local_fleet.hpp"
 
@@ -162,6 +163,8 @@ struct Api::Impl {
     add("POST", "/api/fleet/factories/:id/token/revoke", &Impl::revoke, Access::operator_only);
     add("GET", "/api/fleet/weights", &Impl::weights);
     add("PATCH", "/api/fleet/weights", &Impl::set_weights, Access::operator_only);
+    add("GET", "/api/fleet/metrics", &Impl::metrics);
+    add("GET", "/metrics", &Impl::prometheus);
   }
 
   // ---- plumbing -------------------------------------------------------------
@@ -575,6 +578,29 @@ struct Api::Impl {
     });
     if (!settings) return failed(settings.error());
     return json_response(core::settings_to_json(*settings));
+  }
+
+  Response metrics(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto m = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.metrics(call.caller.product); });
+    if (!m) return failed(m.error());
+    return json_response(core::metrics_to_json(*m));
+  }
+
+  // Prometheus: every product the token may see.
+  Response prometheus(Call& call) {
+    if (auto ok = check_query(call.request, {}); !ok) return failed(ok.error());
+    auto all = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) -> Result<std::vector<core::FleetMetrics>> {
+      if (call.caller.principal.product == "*") return f.metrics_all();
+      auto m = f.metrics(call.caller.product);
+      if (!m) return m.error();
+      return std::vector<core::FleetMetrics>{std::move(*m)};
+    });
+    if (!all) return failed(all.error());
+    Response r;
+    r.body = core::metrics_to_prometheus(*all);
+    r.content_type = "text/plain; version=0.0.4";
+    return r;
   }
 
   // ---- waiting ---------------------------------------------------------------
