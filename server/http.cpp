@@ -23,7 +23,13 @@ Request to_request(const httplib::Request& in) {
   Request out;
   out.method = in.method;
   out.path = in.path;
-  for (const auto& [key, value] : in.params) out.query.emplace(key, value);
+  // The query string from the target itself: httplib also folds a form
+  // body's fields into `params`, and a body is never a query here.
+  if (auto q = in.target.find('?'); q != std::string::npos) {
+    httplib::Params params;
+    httplib::detail::parse_query_text(in.target.substr(q + 1), params);
+    for (const auto& [key, value] : params) out.query.emplace(key, value);
+  }
   for (const auto& [key, value] : in.headers) {
     std::string lower = key;
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });

@@ -5,7 +5,13 @@ set -euo pipefail
 : "${GIGAFAB:?set GIGAFAB to the gigafab binary}"
 GIGAFAB=$(cd "$(dirname "$GIGAFAB")" && pwd)/$(basename "$GIGAFAB")
 TEST_DIR=$(mktemp -d /tmp/gigafab-e2e.XXXXXX)
-trap 'rm -rf "$TEST_DIR"' EXIT
+BACKGROUND_PIDS=()
+cleanup() {
+  local pid
+  for pid in "${BACKGROUND_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$TEST_DIR"
+}
+trap cleanup EXIT
 cd "$TEST_DIR"
 unset GIGAFAB_STORE GIGAFAB_API GIGAFAB_TOKEN GIGAFAB_PRODUCT GIGAFAB_PROFILES GIGAFAB_NOW
 export GIGAFAB_ACTOR=tester
@@ -55,3 +61,44 @@ fsck_clean() {
 }
 
 pass() { echo "PASS: $(basename "$0")"; }
+
+# start_server STORE [SERVE-ARGS...]: runs `gigafab serve` on a free loopback
+# port in the background; sets URL (http://127.0.0.1:PORT) and SERVER_PID.
+# Stopped when the test exits.
+start_server() {
+  local store=$1 i
+  shift
+  : >"$TEST_DIR/.serve.out"
+  "$GIGAFAB" --store "$store" serve --listen 127.0.0.1:0 "$@" >"$TEST_DIR/.serve.out" 2>"$TEST_DIR/.serve.err" &
+  SERVER_PID=$!
+  BACKGROUND_PIDS+=("$SERVER_PID")
+  URL=""
+  for i in $(seq 200); do
+    URL=$(sed -n 's|^gigafab: serving \(http://[^ ]*\)/api/fleet .*|\1|p' "$TEST_DIR/.serve.out")
+    [ -n "$URL" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  fail "gigafab serve did not start: $(cat "$TEST_DIR/.serve.err")"
+}
+
+# http METHOD PATH TOKEN [BODY] [CURL-ARGS...]: one request to $URL; sets OUT
+# (the response body), STATUS (the HTTP status) and HEADERS. An empty TOKEN
+# sends no Authorization header.
+http() {
+  local method=$1 path=$2 token=$3 body=${4:-}
+  shift 3
+  [ $# -gt 0 ] && shift
+  local args=(-s -X "$method" -o "$TEST_DIR/.body" -D "$TEST_DIR/.headers" -w '%{http_code}' "$@")
+  [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+  if [ -n "$body" ]; then
+    args+=(-H 'Content-Type: application/json' --data-binary "$body")
+  elif [ $# -eq 0 ] && [ "$method" != GET ]; then
+    args+=(--data-binary "")  # Content-Length: 0, as HTTP clients send
+  fi
+  STATUS=$(curl "${args[@]}" "$URL$path") || STATUS=000
+  OUT=$(cat "$TEST_DIR/.body")
+  HEADERS=$(cat "$TEST_DIR/.headers" 2>/dev/null || true)
+  ERR=""
+}
+expect_status() { [ "$STATUS" == "$1" ] || fail "expected HTTP $1, got $STATUS"; }
