@@ -1,0 +1,158 @@
+// Unit tests for server/api.hpp without HTTP: routing, bearer auth, product
+// scoping and status codes, on a real store in a temporary directory. A
+// rejected request leaves the ref where it was.
+#include <doctest/doctest.h>
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "gitstore/local_fleet.hpp"
+#include "gitstore/store.hpp"
+#include "server/api.hpp"
+
+using namespace gigafab;
+using nlohmann::json;
+
+namespace {
+
+struct ScratchApi {
+  std::string dir;
+  std::optional<gitstore::LocalFleet> fleet;
+  std::optional<server::Api> api;
+  std::string op, op_beta, factory;
+
+  ScratchApi() {
+    char pattern[] = "/tmp/gigafab-unit-api-XXXXXX";
+    char* made = ::mkdtemp(pattern);
+    REQUIRE(made != nullptr);
+    dir = made;
+    auto store = gitstore::Store::init(dir + "/store", gitstore::InitOptions{false}, "tester");
+    REQUIRE(store.ok());
+    fleet.emplace(std::move(*store), "tester", std::nullopt);
+    auto o = fleet->create_operator_token("default", "ops");
+    REQUIRE(o.ok());
+    op = o->token;
+    auto b = fleet->create_operator_token("beta", "ops-beta");
+    REQUIRE(b.ok());
+    op_beta = b->token;
+    core::EnrollInput in;
+    in.factory = "f1";
+    in.product = "default";
+    in.capabilities = std::vector<std::string>{"linux"};
+    auto f = fleet->enroll(in);
+    REQUIRE(f.ok());
+    factory = f->token;
+    api.emplace(*fleet);
+  }
+  ~ScratchApi() {
+    api.reset();
+    fleet.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  server::Response call(const std::string& method, const std::string& path, const std::string& token,
+                        const std::string& body = "", std::map<std::string, std::string> headers = {}) {
+    server::Request r;
+    r.method = method;
+    r.path = path;
+    if (!token.empty()) headers["authorization"] = "Bearer " + token;
+    r.headers = std::move(headers);
+    r.body = body;
+    return api->handle(r);
+  }
+  std::size_t commits() {
+    auto history = fleet->store().history();
+    REQUIRE(history.ok());
+    return history->size();
+  }
+};
+
+const std::string k_manifest = R"({"manifest": "+++\ncapabilities = [\"linux\"]\n+++\n# Job\n\nbody\n"})";
+
+std::string error_code(const server::Response& r) { return json::parse(r.body)["error"]["code"]; }
+
+}  // namespace
+
+TEST_CASE("api: status codes follow the error classes") {
+  CHECK(server::status_for(core::make_error(core::ErrorCode::usage, "x")) == 400);
+  CHECK(server::status_for(core::make_error(core::ErrorCode::fenced, "x")) == 409);
+  CHECK(server::status_for(core::make_error(core::ErrorCode::conflict, "x")) == 409);
+  core::Error illegal = core::make_error(core::ErrorCode::conflict, "cannot ship");
+  illegal.reason = "illegal_transition";
+  CHECK(server::status_for(illegal) == 422);
+  CHECK(server::status_for(core::make_error(core::ErrorCode::not_found, "x")) == 404);
+  CHECK(server::status_for(core::make_error(core::ErrorCode::unauthorized, "x")) == 401);
+  CHECK(server::status_for(core::make_error(core::ErrorCode::error, "x")) == 500);
+}
+
+TEST_CASE("api: submit, claim and the fenced path, with the right statuses") {
+  ScratchApi s;
+  auto submitted = s.call("POST", "/api/fleet/jobs", s.op, k_manifest);
+  REQUIRE(submitted.status == 201);
+  std::string id = json::parse(submitted.body)["id"];
+
+  auto claimed = s.call("POST", "/api/fleet/claim", s.factory, "{}");
+  REQUIRE(claimed.status == 200);
+  auto doc = json::parse(claimed.body);
+  CHECK(doc["id"] == id);
+  CHECK(doc["factory"] == "f1");
+  std::int64_t epoch = doc["epoch"];
+
+  std::size_t before = s.commits();
+  auto stale = s.call("PATCH", "/api/fleet/jobs/" + id, s.factory,
+                      R"({"epoch": )" + std::to_string(epoch + 1) + R"(, "stage": "building"})");
+  CHECK(stale.status == 409);
+  CHECK(error_code(stale) == "fenced");
+  auto illegal = s.call("POST", "/api/fleet/jobs/" + id + "/actions/ship", s.op);
+  CHECK(illegal.status == 422);
+  CHECK(s.commits() == before);
+
+  auto nothing = s.call("POST", "/api/fleet/claim", s.factory, "{}");
+  CHECK(nothing.status == 204);
+  REQUIRE(nothing.headers.size() == 1);
+  CHECK(nothing.headers[0].first == "X-Gigafab-Message");
+}
+
+TEST_CASE("api: auth and product scoping reject before anything is written") {
+  ScratchApi s;
+  auto submitted = s.call("POST", "/api/fleet/jobs", s.op, k_manifest);
+  REQUIRE(submitted.status == 201);
+  std::string id = json::parse(submitted.body)["id"];
+  std::size_t before = s.commits();
+
+  CHECK(s.call("GET", "/api/fleet/jobs", "").status == 401);
+  CHECK(s.call("GET", "/api/fleet/jobs", "gf_aaaaaaaaaaaa_" + std::string(32, 'b')).status == 401);
+  CHECK(s.call("POST", "/api/fleet/jobs/" + id + "/actions/ship", s.factory).status == 403);
+  CHECK(s.call("POST", "/api/fleet/claim", s.factory, R"({"factory": "f2"})").status == 403);
+  CHECK(s.call("GET", "/api/fleet/jobs/" + id, s.op_beta).status == 404);
+  CHECK(s.call("GET", "/api/fleet/jobs/" + id, s.op_beta, "", {{"x-product-id", "default"}}).status == 403);
+  CHECK(s.call("GET", "/api/fleet/jobs", s.op, "", {{"x-product-id", "no spaces"}}).status == 400);
+  CHECK(s.call("POST", "/api/fleet/claim", s.op, "{}").status == 400);  // an operator must name the factory
+  CHECK(s.commits() == before);
+}
+
+TEST_CASE("api: malformed requests get 4xx with the field named") {
+  ScratchApi s;
+  auto field = [](const server::Response& r) { return json::parse(r.body)["error"].value("field", ""); };
+  auto bad_json = s.call("POST", "/api/fleet/claim", s.factory, "{\"ttl\": ");
+  CHECK(bad_json.status == 400);
+  CHECK(field(bad_json) == "body");
+  auto bad_id = s.call("GET", "/api/fleet/jobs/nope", s.op);
+  CHECK(bad_id.status == 400);
+  CHECK(field(bad_id) == "id");
+  CHECK(s.call("GET", "/api/fleet/unknown", s.op).status == 404);
+  CHECK(s.call("DELETE", "/api/fleet/jobs", s.op).status == 405);
+  server::Request r;
+  r.method = "GET";
+  r.path = "/api/fleet/jobs";
+  r.headers["authorization"] = "Bearer " + s.op;
+  r.query.emplace("stage", "queued,nope");
+  auto bad_stage = s.api->handle(r);
+  CHECK(bad_stage.status == 400);
+  CHECK(field(bad_stage) == "stage");
+  CHECK(s.call("GET", "/healthz", "").status == 200);
+}
