@@ -48,6 +48,22 @@ Result<core::Fleet*> Context::fleet() {
     m_store_failed = true;
     return store.error();
   }
+  if (!globals.remote.empty()) {
+    if (auto ok = store->use_remote(globals.remote); !ok) return ok.error();
+  }
+  store->set_offline(globals.offline);
+  if (!store->remote_name().empty()) {
+    // A remote fleet: see its current state (writes fetch again anyway).
+    if (globals.offline) {
+      core::Millis fetched = store->last_fetch();
+      std::string age = fetched ? core::format_duration(std::max<core::Millis>(0, core::now_millis() - fetched) / 1000) + " ago"
+                                : "never";
+      std::fprintf(stderr, "gigafab: offline: the state of remote '%s' as fetched %s\n", store->remote_name().c_str(),
+                   age.c_str());
+    } else if (auto ok = store->refresh(); !ok) {
+      return ok.error();
+    }
+  }
   m_fleet = std::make_unique<gitstore::LocalFleet>(std::move(*store), actor(), profiles_dir());
   return m_fleet.get();
 }
@@ -74,7 +90,8 @@ void define_app(CLI::App& app, Context& ctx, std::vector<std::pair<CLI::App*, Ru
   app.add_option("--product", g.product, "product the command acts on")->envname("GIGAFAB_PRODUCT");
   app.add_option("--api", g.api, "URL of a gigafab server")->envname("GIGAFAB_API");
   app.add_option("--token", g.token, "bearer token for --api")->envname("GIGAFAB_TOKEN");
-  app.add_option("--remote", g.remote, "git remote that coordinates the fleet");
+  app.add_option("--remote", g.remote, "git remote that coordinates the fleet (a URL for init)");
+  app.add_flag("--offline", g.offline, "read the local copy of a remote fleet without fetching");
   app.add_flag("--json", g.json, "print one JSON document on stdout");
   for (const Command& command : commands()) {
     CLI::App* sub = app.add_subcommand(command.name, command.summary);

@@ -37,7 +37,8 @@ struct Globals {
   std::string product = "default";   // --product / GIGAFAB_PRODUCT
   std::string api;                   // --api / GIGAFAB_API
   std::string token;                 // --token / GIGAFAB_TOKEN
-  std::string remote;                // --remote
+  std::string remote;                // --remote: the coordinating git remote (a URL for init)
+  bool offline = false;              // --offline: read the local copy without fetching
   bool json = false;                 // --json: one JSON document on stdout
 };
 
@@ -111,6 +112,8 @@ Runner define_bench(CLI::App& app, Context& ctx);
 Runner define_gc(CLI::App& app, Context& ctx);
 Runner define_token(CLI::App& app, Context& ctx);
 Runner define_serve(CLI::App& app, Context& ctx);
+Runner define_remote(CLI::App& app, Context& ctx);
+Runner define_sync(CLI::App& app, Context& ctx);
 Runner define_completion(CLI::App& app, Context& ctx);
 
 // The top-level entry point: parse, run, print errors, return the exit code.

@@ -1,4 +1,5 @@
 #include "gitstore/store.hpp"
+#include "gitstore/remote.hpp"
 
 #include <fcntl.h>
 #include <git2.h>
@@ -22,6 +23,7 @@
 #include <random>
 #include <thread>
 
+#include "core/ids.hpp"
 #include "core/layout.hpp"
 
 namespace gigafab::gitstore {
@@ -284,6 +286,9 @@ struct Store::Impl {
   // per commit (flush_objects): two files and a few fsyncs per transition
   // instead of one loose file, and its fsyncs, per object.
   git_odb_backend* mempack = nullptr;
+  // The coordinating remote (gigafab.remote), and whether reads skip fetching.
+  std::optional<remote::Endpoint> remote;
+  bool offline = false;
 
   ~Impl() {
     if (repo) git_repository_free(repo);  // frees the odb and its backends
@@ -432,6 +437,61 @@ struct Store::Impl {
     return tree;
   }
 
+  // First-parent history from `tip` (newest first), stopping at `hide`.
+  Result<std::vector<CommitInfo>> commits(const git_oid& tip, const git_oid* hide, std::size_t limit) const {
+    WalkHandle walk;
+    if (git_revwalk_new(walk.out(), repo) < 0) return git_failure("cannot walk history");
+    git_revwalk_simplify_first_parent(walk.get());
+    if (git_revwalk_push(walk.get(), &tip) < 0) return git_failure("cannot walk history");
+    if (hide && git_revwalk_hide(walk.get(), hide) < 0) return git_failure("cannot walk history");
+    std::vector<CommitInfo> out;
+    git_oid oid;
+    while (git_revwalk_next(&oid, walk.get()) == 0) {
+      CommitHandle commit;
+      if (git_commit_lookup(commit.out(), repo, &oid) < 0) return git_failure("cannot read commit");
+      CommitInfo info;
+      info.oid = oid_hex(oid);
+      info.time = static_cast<core::Millis>(git_commit_time(commit.get())) * 1000;
+      const char* summary = git_commit_summary(commit.get());
+      info.summary = summary ? summary : "";
+      git_message_trailer_array trailers{};
+      if (git_message_trailers(&trailers, git_commit_message(commit.get())) == 0) {
+        for (std::size_t i = 0; i < trailers.count; ++i) {
+          info.trailers.emplace_back(trailers.trailers[i].key, trailers.trailers[i].value);
+        }
+        git_message_trailer_array_free(&trailers);
+      }
+      out.push_back(std::move(info));
+      if (limit && out.size() >= limit) break;
+    }
+    return out;
+  }
+
+  std::string fetch_stamp() const { return path + "/gigafab-fetched"; }
+
+  Result<void> fetch_remote() {
+    if (auto ok = remote::fetch(repo, *remote); !ok) return ok;
+    // Fetched objects arrive as packs the odb has not seen yet.
+    git_odb* odb = nullptr;
+    if (git_repository_odb(&odb, repo) == 0) {
+      git_odb_refresh(odb);
+      git_odb_free(odb);
+    }
+    if (FILE* f = std::fopen(fetch_stamp().c_str(), "w")) {
+      std::fprintf(f, "%lld\n", static_cast<long long>(core::now_millis()));
+      std::fclose(f);
+    }
+    return {};
+  }
+
+  Result<void> set_ref(const char* ref, const git_oid& oid) {
+    RefHandle handle;
+    if (git_reference_create(handle.out(), repo, ref, &oid, 1, "gigafab") < 0) {
+      return git_failure("cannot update " + std::string(ref));
+    }
+    return {};
+  }
+
   // Removes a ref lock file that no live gigafab writer can own: we hold the
   // writer lock, so a ref lock older than a few seconds was left by a process
   // killed between creating and renaming it.
@@ -539,6 +599,15 @@ Result<Store> Store::open(const std::string& path) {
   int fsync_on = 1;
   if (git_config_get_bool(&fsync_on, config.get(), "gigafab.fsync") == 0) impl->fsync = fsync_on != 0;
   git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, impl->fsync ? 1 : 0);
+  git_buf remote_name = GIT_BUF_INIT;
+  if (git_config_get_string_buf(&remote_name, config.get(), "gigafab.remote") == 0 && remote_name.size > 0) {
+    auto endpoint = remote::lookup(impl->repo, std::string(remote_name.ptr, remote_name.size));
+    git_buf_dispose(&remote_name);
+    if (!endpoint) return endpoint.error();
+    impl->remote = std::move(*endpoint);
+  } else {
+    git_buf_dispose(&remote_name);
+  }
   if (auto tip = impl->tip(); !tip) return tip.error();
   return Store(std::move(impl));
 }
@@ -615,6 +684,9 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
   const core::Millis lock_deadline = core::now_millis() + 10'000;
   int cas_losses = 0;
   for (;;) {
+    if (m_impl->remote) {
+      if (auto fetched = m_impl->fetch_remote(); !fetched) return fetched.error();
+    }
     auto tip = m_impl->tip(ref_name);
     if (!tip) return tip.error();
     std::optional<git_oid> parent = *tip;
@@ -633,6 +705,25 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
     auto commit = m_impl->write_commit(keep_history ? parent_ptr : nullptr, *change, actor, parent_ptr);
     if (!commit) return commit.error();
 
+    if (m_impl->remote) {
+      // The network CAS: the push is a fast-forward only from the tip we read.
+      auto pushed = remote::push(m_impl->repo, *m_impl->remote, ref_name, *commit, parent_ptr, !keep_history);
+      if (!pushed) return pushed.error();
+      if (*pushed == remote::Pushed::ok) {
+        if (auto ok = m_impl->set_ref(ref_name, *commit); !ok) return ok.error();
+        if (auto ok = m_impl->consolidate_packs(); !ok) {
+          std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
+        }
+        return oid_hex(*commit);
+      }
+      if (++cas_losses >= k_max_cas_losses) {
+        return make_error(ErrorCode::conflict, "gave up after " + std::to_string(k_max_cas_losses) +
+                                                   " attempts: remote '" + m_impl->remote->name + "' kept moving");
+      }
+      int ceiling = std::min(200, 4 << std::min(cas_losses, 6));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1 + static_cast<int>(jitter() % ceiling)));
+      continue;
+    }
     RefHandle ref;
     std::string reflog = change->summary;
     int rc = parent ? git_reference_create_matching(ref.out(), m_impl->repo, ref_name, &*commit, 1, parent_ptr,
@@ -721,29 +812,182 @@ Result<Store::GcStats> Store::gc() {
 Result<std::vector<CommitInfo>> Store::history(std::size_t limit) const {
   auto tip = m_impl->tip();
   if (!tip) return tip.error();
-  WalkHandle walk;
-  if (git_revwalk_new(walk.out(), m_impl->repo) < 0) return git_failure("cannot walk history");
-  git_revwalk_simplify_first_parent(walk.get());
-  if (git_revwalk_push(walk.get(), &**tip) < 0) return git_failure("cannot walk history");
-  std::vector<CommitInfo> out;
-  git_oid oid;
-  while (git_revwalk_next(&oid, walk.get()) == 0) {
-    CommitHandle commit;
-    if (git_commit_lookup(commit.out(), m_impl->repo, &oid) < 0) return git_failure("cannot read commit");
-    CommitInfo info;
-    info.oid = oid_hex(oid);
-    info.time = static_cast<core::Millis>(git_commit_time(commit.get())) * 1000;
-    const char* summary = git_commit_summary(commit.get());
-    info.summary = summary ? summary : "";
-    git_message_trailer_array trailers{};
-    if (git_message_trailers(&trailers, git_commit_message(commit.get())) == 0) {
-      for (std::size_t i = 0; i < trailers.count; ++i) info.trailers.emplace_back(trailers.trailers[i].key, trailers.trailers[i].value);
-      git_message_trailer_array_free(&trailers);
-    }
-    out.push_back(std::move(info));
-    if (limit && out.size() >= limit) break;
+  return m_impl->commits(**tip, nullptr, limit);
+}
+
+// ---- the coordinating remote ----------------------------------------------
+
+namespace {
+
+constexpr const char* k_incoming = "refs/gigafab-incoming/";
+
+void delete_refs_under(git_repository* repo, const char* prefix) {
+  git_reference_iterator* it = nullptr;
+  if (git_reference_iterator_glob_new(&it, repo, (std::string(prefix) + "*").c_str()) < 0) return;
+  git_reference* ref = nullptr;
+  while (git_reference_next(&ref, it) == 0) {
+    git_reference_delete(ref);
+    git_reference_free(ref);
   }
+  git_reference_iterator_free(it);
+}
+
+Result<void> set_config(git_repository* repo, const char* key, const std::string& value) {
+  ConfigHandle config;
+  if (git_repository_config(config.out(), repo) < 0) return git_failure("cannot open config");
+  int rc = value.empty() ? git_config_delete_entry(config.get(), key) : git_config_set_string(config.get(), key, value.c_str());
+  if (rc < 0 && !(value.empty() && rc == GIT_ENOTFOUND)) return git_failure("cannot write config");
+  return {};
+}
+
+// A path remote that does not exist yet is created (bare), so
+// `gigafab init --remote /shared/fleet.git` needs no separate `git init`.
+Result<void> create_path_remote(const std::string& url) {
+  std::string path = url.rfind("file://", 0) == 0 ? url.substr(7) : url;
+  if (url.find("://") != std::string::npos && url.rfind("file://", 0) != 0) return {};
+  auto colon = path.find(':');
+  auto slash = path.find('/');
+  if (colon != std::string::npos && (slash == std::string::npos || colon < slash)) return {};  // scp-style ssh
+  std::error_code ec;
+  if (fs::exists(path, ec)) return {};
+  git_repository* repo = nullptr;
+  if (git_repository_init(&repo, path.c_str(), 1) < 0) return git_failure("cannot create remote repository " + path);
+  git_repository_free(repo);
+  return {};
+}
+
+}  // namespace
+
+Result<void> Store::add_remote(const std::string& name, const std::string& url) {
+  if (auto ok = core::validate_name("remote", name); !ok) return ok.error();
+  if (url.empty()) return make_error(ErrorCode::usage, "the remote URL is empty");
+  if (m_impl->remote && m_impl->remote->name != name) {
+    return make_error(ErrorCode::conflict, "this store is already coordinated by remote '" + m_impl->remote->name +
+                                               "' (gigafab remote remove " + m_impl->remote->name + " first)");
+  }
+  auto lock = WriterLock::acquire(m_impl->path);
+  if (!lock) return lock.error();
+  if (auto ok = create_path_remote(url); !ok) return ok;
+  git_remote* created = nullptr;
+  if (git_remote_create(&created, m_impl->repo, name.c_str(), url.c_str()) < 0) {
+    return make_error(ErrorCode::conflict, "cannot add remote '" + name + "': " + git_error_last()->message);
+  }
+  git_remote_free(created);
+  remote::Endpoint endpoint{name, url};
+  auto undo = [&](Error e) {
+    git_remote_delete(m_impl->repo, name.c_str());
+    delete_refs_under(m_impl->repo, k_incoming);
+    return e;
+  };
+  if (auto ok = remote::fetch(m_impl->repo, endpoint, k_incoming); !ok) return undo(ok.error());
+  git_odb* odb = nullptr;
+  if (git_repository_odb(&odb, m_impl->repo) == 0) {
+    git_odb_refresh(odb);
+    git_odb_free(odb);
+  }
+  auto ours = m_impl->tip();
+  if (!ours) return undo(ours.error());
+  git_oid theirs;
+  std::string incoming_state = std::string(k_incoming) + "state";
+  if (git_reference_name_to_id(&theirs, m_impl->repo, incoming_state.c_str()) < 0) {
+    // An empty remote: publish this fleet there.
+    auto pushed = remote::push(m_impl->repo, endpoint, k_state_ref, **ours, nullptr, false);
+    if (!pushed) return undo(pushed.error());
+    if (*pushed != remote::Pushed::ok) {
+      return undo(make_error(ErrorCode::conflict, "remote '" + name + "' got a fleet meanwhile; try again"));
+    }
+  } else if (!git_oid_equal(&theirs, &**ours)) {
+    if (git_graph_descendant_of(m_impl->repo, &theirs, &**ours) == 1) {
+      if (auto ok = m_impl->set_ref(k_state_ref, theirs); !ok) return undo(ok.error());  // ours is in their history
+    } else if (git_graph_descendant_of(m_impl->repo, &**ours, &theirs) == 1) {
+      auto pushed = remote::push(m_impl->repo, endpoint, k_state_ref, **ours, &theirs, false);
+      if (!pushed) return undo(pushed.error());
+      if (*pushed != remote::Pushed::ok) return undo(make_error(ErrorCode::conflict, "remote '" + name + "' moved meanwhile; try again"));
+    } else {
+      return undo(make_error(ErrorCode::conflict, "remote '" + name + "' holds a different fleet than this store (histories are unrelated); use 'gigafab init --remote' for a new local copy of it"));
+    }
+  }
+  delete_refs_under(m_impl->repo, k_incoming);
+  if (auto ok = set_config(m_impl->repo, "gigafab.remote", name); !ok) return undo(ok.error());
+  m_impl->remote = endpoint;
+  return m_impl->fetch_remote();
+}
+
+Result<void> Store::remove_remote(const std::string& name) {
+  auto endpoint = remote::lookup(m_impl->repo, name);
+  if (!endpoint) return endpoint.error();
+  if (git_remote_delete(m_impl->repo, name.c_str()) < 0) return git_failure("cannot remove remote " + name);
+  if (m_impl->remote && m_impl->remote->name == name) {
+    if (auto ok = set_config(m_impl->repo, "gigafab.remote", ""); !ok) return ok;
+    m_impl->remote.reset();
+  }
+  return {};
+}
+
+Result<std::vector<Store::RemoteInfo>> Store::remotes() const {
+  git_strarray names{};
+  if (git_remote_list(&names, m_impl->repo) < 0) return git_failure("cannot list remotes");
+  std::vector<RemoteInfo> out;
+  for (std::size_t i = 0; i < names.count; ++i) {
+    auto endpoint = remote::lookup(m_impl->repo, names.strings[i]);
+    if (!endpoint) continue;
+    out.push_back({endpoint->name, remote::redact(endpoint->url), m_impl->remote && m_impl->remote->name == endpoint->name});
+  }
+  git_strarray_dispose(&names);
   return out;
+}
+
+Result<Store> Store::init_from_remote(const std::string& path, const std::string& url, const std::string& name,
+                                      const InitOptions& options, const std::string& actor) {
+  auto store = init(path, options, actor);
+  if (!store) return store.error();
+  if (auto ok = store->add_remote(name, url); !ok) {
+    std::error_code ec;
+    fs::remove_all(path, ec);  // nothing to keep: the local copy never existed
+    return ok.error();
+  }
+  return std::move(*store);
+}
+
+std::string Store::remote_name() const { return m_impl->remote ? m_impl->remote->name : ""; }
+std::string Store::remote_url() const { return m_impl->remote ? remote::redact(m_impl->remote->url) : ""; }
+
+Result<void> Store::use_remote(const std::string& name) {
+  auto endpoint = remote::lookup(m_impl->repo, name);
+  if (!endpoint) return endpoint.error();
+  m_impl->remote = std::move(*endpoint);
+  return {};
+}
+
+void Store::set_offline(bool offline) { m_impl->offline = offline; }
+bool Store::offline() const { return m_impl->offline; }
+
+Result<void> Store::refresh() {
+  if (!m_impl->remote || m_impl->offline) return {};
+  return m_impl->fetch_remote();
+}
+
+core::Millis Store::last_fetch() const {
+  FILE* f = std::fopen(m_impl->fetch_stamp().c_str(), "r");
+  if (!f) return 0;
+  long long t = 0;
+  if (std::fscanf(f, "%lld", &t) != 1) t = 0;
+  std::fclose(f);
+  return t;
+}
+
+Result<std::vector<CommitInfo>> Store::sync() {
+  if (!m_impl->remote) return make_error(ErrorCode::usage, "this store has no remote (gigafab remote add NAME URL)");
+  auto before = m_impl->tip();
+  if (!before) return before.error();
+  if (auto ok = m_impl->fetch_remote(); !ok) return ok.error();
+  auto after = m_impl->tip();
+  if (!after) return after.error();
+  if (git_oid_equal(&**before, &**after)) return std::vector<CommitInfo>{};
+  auto arrived = m_impl->commits(**after, &**before, 0);
+  if (!arrived) return arrived.error();
+  std::reverse(arrived->begin(), arrived->end());
+  return arrived;
 }
 
 }  // namespace gigafab::gitstore

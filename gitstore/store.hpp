@@ -93,6 +93,43 @@ class Store {
   // Commits of the state ref, newest first; all when limit is 0.
   Result<std::vector<CommitInfo>> history(std::size_t limit = 0) const;
 
+  // ---- the coordinating git remote (gitstore/remote.hpp) -------------------
+  // With a remote (config gigafab.remote), every write fetches the remote's
+  // tip, runs the operation on it and pushes with the tip as the expected old
+  // value; a rejected push fetches and re-runs. Nothing is acknowledged that
+  // was not pushed.
+  //
+  // Creates a store whose fleet lives on `url`: clones the remote's state when
+  // it has one, else initializes it and pushes the first commit.
+  static Result<Store> init_from_remote(const std::string& path, const std::string& url, const std::string& name,
+                                        const InitOptions& options, const std::string& actor);
+  // The coordinating remote's name ("" when none) and URL (redacted).
+  std::string remote_name() const;
+  std::string remote_url() const;
+  // Uses remote `name` for this process instead of gigafab.remote.
+  Result<void> use_remote(const std::string& name);
+  // Reads then use the local copy without fetching (see last_fetch()).
+  void set_offline(bool offline);
+  bool offline() const;
+  // Fetches the remote's state (no-op without a remote or when offline).
+  Result<void> refresh();
+  // When the local copy was last fetched (0: never).
+  core::Millis last_fetch() const;
+  // Configures `name` as the coordinating remote: publishes this store's
+  // state there when the remote has none; adopts the remote's when ours is
+  // part of its history; a conflict when they are different fleets.
+  Result<void> add_remote(const std::string& name, const std::string& url);
+  Result<void> remove_remote(const std::string& name);
+  // (name, redacted url, coordinating?) of every configured remote.
+  struct RemoteInfo {
+    std::string name;
+    std::string url;
+    bool coordinating = false;
+  };
+  Result<std::vector<RemoteInfo>> remotes() const;
+  // Fetches and returns the commits that arrived, oldest first.
+  Result<std::vector<CommitInfo>> sync();
+
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
