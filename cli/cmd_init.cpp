@@ -18,6 +18,7 @@ Runner define_init(CLI::App& app, Context&) {
   app.add_flag("--no-fsync", opts->no_fsync,
                "do not fsync before acknowledging writes (scratch stores only: a power cut may lose them)");
   return [opts](Context& ctx) -> Result<void> {
+    if (auto ok = ctx.require_local("init"); !ok) return ok.error();
     std::string path = !opts->path.empty() ? opts->path : ctx.globals.store.value_or(".gigafab");
     auto store = gitstore::Store::init(path, gitstore::InitOptions{!opts->no_fsync}, Context::actor());
     if (!store) return store.error();
