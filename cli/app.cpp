@@ -9,6 +9,7 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "cli/remote_fleet.hpp"
 #include "gitstore/local_fleet.hpp"
 
 namespace gigafab::cli {
@@ -36,7 +37,10 @@ std::optional<std::string> Context::profiles_dir() {
 Result<core::Fleet*> Context::fleet() {
   if (m_fleet) return m_fleet.get();
   if (!globals.api.empty()) {
-    return core::make_error(core::ErrorCode::usage, "--api is not supported yet by this build; use a local --store");
+    auto remote = RemoteFleet::create(globals.api, globals.token, globals.product, actor());
+    if (!remote) return remote.error();
+    m_fleet = std::move(*remote);
+    return m_fleet.get();
   }
   auto path = gitstore::Store::locate(globals.store);
   if (!path) {
@@ -68,14 +72,18 @@ Result<core::Fleet*> Context::fleet() {
   return m_fleet.get();
 }
 
+Result<void> Context::require_local(std::string_view command) const {
+  if (globals.api.empty()) return {};
+  return core::make_error(core::ErrorCode::usage,
+                          "'" + std::string(command) + "' works only on a local store (not with --api)");
+}
+
 Result<gitstore::LocalFleet*> Context::local_fleet(std::string_view command) {
+  if (auto ok = require_local(command); !ok) return ok.error();
   auto fleet = this->fleet();
   if (!fleet) return fleet.error();
   auto* local = dynamic_cast<gitstore::LocalFleet*>(*fleet);
-  if (!local) {
-    return core::make_error(core::ErrorCode::usage,
-                            "'" + std::string(command) + "' works only on a local store (not with --api)");
-  }
+  if (!local) return require_local(command).error();
   return local;
 }
 

@@ -185,6 +185,7 @@ Runner define_bench(CLI::App& app, Context&) {
   app.add_option("--cli-claims", opts->cli_claims, "claims per concurrency level (default 80)");
   app.add_option("--dir", opts->dir, "where to create the scratch stores (default: a new temporary directory)");
   return [opts](Context& ctx) -> Result<void> {
+    if (auto ok = ctx.require_local("bench"); !ok) return ok.error();
     if (opts->claims == 0 || opts->claims > opts->small || opts->claims > opts->jobs || opts->submits == 0 ||
         opts->cli_claims == 0) {
       return core::make_error(core::ErrorCode::usage, "--claims must be between 1 and the size of each store");

@@ -10,6 +10,7 @@ namespace gigafab::cli {
 
 Runner define_gc(CLI::App&, Context&) {
   return [](Context& ctx) -> Result<void> {
+    if (auto ok = ctx.require_local("gc"); !ok) return ok.error();
     auto path = gitstore::Store::locate(ctx.globals.store);
     if (!path) return path.error();
     auto store = gitstore::Store::open(*path);

@@ -21,6 +21,7 @@ Runner define_init(CLI::App& app, Context&) {
   app.add_option("--remote-name", opts->remote_name, "name of the remote given with --remote URL")
       ->capture_default_str();
   return [opts](Context& ctx) -> Result<void> {
+    if (auto ok = ctx.require_local("init"); !ok) return ok.error();
     std::string path = !opts->path.empty() ? opts->path : ctx.globals.store.value_or(".gigafab");
     gitstore::InitOptions options{!opts->no_fsync};
     const std::string& url = ctx.globals.remote;  // with init, --remote is the remote's URL

@@ -58,6 +58,9 @@ Runner define_metrics(CLI::App& app, Context&) {
     if (*prometheus && ctx.globals.json) {
       return core::make_error(core::ErrorCode::usage, "--prometheus and --json cannot be combined");
     }
+    if (*prometheus) {
+      if (auto ok = ctx.require_local("metrics --prometheus"); !ok) return ok.error();
+    }
     auto fleet = ctx.fleet();
     if (!fleet) return fleet.error();
     if (*prometheus) {

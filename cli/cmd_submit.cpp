@@ -72,7 +72,7 @@ Runner define_submit(CLI::App& app, Context&) {
 
     auto fleet = ctx.fleet();
     if (!fleet) return fleet.error();
-    auto submitted = (*fleet)->submit(core::SubmitInput{std::move(*manifest), ctx.globals.product});
+    auto submitted = (*fleet)->submit(core::SubmitInput{std::move(*manifest), ctx.globals.product, std::move(*text)});
     if (!submitted) return submitted.error();
     if (ctx.globals.json) {
       print_json(core::submitted_to_json(*submitted));

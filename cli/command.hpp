@@ -47,12 +47,17 @@ class Context {
  public:
   Globals globals;
 
-  // The fleet named by the globals: the local store found by --store /
-  // GIGAFAB_STORE / walking up from the working directory. Opened once.
+  // The fleet named by the globals: a RemoteFleet talking to `gigafab serve`
+  // when --api / GIGAFAB_API is set (with --token / GIGAFAB_TOKEN; --store is
+  // then ignored), else the local store found by --store / GIGAFAB_STORE /
+  // walking up from the working directory. Opened once.
   Result<core::Fleet*> fleet();
   // The same fleet when it is a local store; a usage error naming `command`
   // otherwise (operations only the store's owner may run, like `token`).
   Result<gitstore::LocalFleet*> local_fleet(std::string_view command);
+  // A usage error naming `command` when --api is set: for commands that work
+  // on a store directly (init, gc) or on scratch stores (bench).
+  Result<void> require_local(std::string_view command) const;
   // The identity recorded in audit trailers: GIGAFAB_ACTOR, else user@host.
   static std::string actor();
   // GIGAFAB_PROFILES: a directory of *.md profiles overlaying the builtin ones.

@@ -26,6 +26,10 @@ namespace gigafab::core {
 struct SubmitInput {
   Manifest manifest;  // CLI overrides already applied
   std::string product;
+  // The manifest text as read, verbatim: what a remote fleet sends (the server
+  // parses it again; the overrides travel beside it). Empty when the manifest
+  // was built in memory.
+  std::string source = {};
 };
 
 struct Submitted {

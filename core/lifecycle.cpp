@@ -130,9 +130,7 @@ struct Held {
 // The fencing check shared by every worker mutation.
 Result<Held> check_worker(const Snapshot& snap, const WorkerCall& call, std::string_view op,
                           std::initializer_list<Stage> allowed, Millis now) {
-  if (auto ok = validate_job_id(call.job_id); !ok) return ok.error();
-  if (auto ok = validate_name("factory", call.factory); !ok) return ok.error();
-  if (call.epoch < 1) return make_error(ErrorCode::usage, "--epoch must be a positive integer");
+  if (auto ok = validate_worker_call(call); !ok) return ok.error();
   auto job = load_job(snap, call.job_id, call.product);
   if (!job) return job.error();
   if (call.epoch < job->lease_epoch) {
@@ -157,14 +155,6 @@ Result<Held> check_worker(const Snapshot& snap, const WorkerCall& call, std::str
                                              format_time((*lease)->expires_at) + " (renew before it expires)");
   }
   return Held{std::move(*job), std::move(**lease)};
-}
-
-Result<std::int64_t> check_ttl(std::int64_t ttl) {
-  if (ttl < 1 || ttl > k_max_ttl_seconds) {
-    return make_error(ErrorCode::usage, "--ttl must be between 1 and " + std::to_string(k_max_ttl_seconds) +
-                                            " seconds, not " + std::to_string(ttl));
-  }
-  return ttl;
 }
 
 bool offers(const std::vector<std::string>& factory_caps, const std::vector<std::string>& required) {
@@ -212,6 +202,39 @@ const char* operator_action_name(OperatorAction action) {
     case OperatorAction::requeue: return "requeue";
   }
   return "?";
+}
+
+Result<void> validate_claim(const ClaimRequest& request) {
+  if (auto ok = validate_name("product", request.product); !ok) return ok.error();
+  if (auto ok = validate_name("factory", request.factory); !ok) return ok.error();
+  if (request.capabilities) {
+    for (const auto& cap : *request.capabilities) {
+      if (auto ok = validate_name("capability", cap); !ok) return ok.error();
+    }
+  }
+  return validate_ttl(request.ttl_seconds);
+}
+
+Result<void> validate_worker_call(const WorkerCall& call) {
+  if (auto ok = validate_job_id(call.job_id); !ok) return ok.error();
+  if (auto ok = validate_name("factory", call.factory); !ok) return ok.error();
+  if (call.epoch < 1) return make_error(ErrorCode::usage, "--epoch must be a positive integer");
+  return {};
+}
+
+Result<void> validate_ttl(std::int64_t ttl) {
+  if (ttl < 1 || ttl > k_max_ttl_seconds) {
+    return make_error(ErrorCode::usage, "--ttl must be between 1 and " + std::to_string(k_max_ttl_seconds) +
+                                            " seconds, not " + std::to_string(ttl));
+  }
+  return {};
+}
+
+Result<void> validate_report(const ReportInput& input) {
+  if (input.cost_usd && *input.cost_usd < 0) return make_error(ErrorCode::usage, "--cost must not be negative");
+  if (input.tokens && *input.tokens < 0) return make_error(ErrorCode::usage, "--tokens must not be negative");
+  if (input.summary.size() > 16 * 1024) return make_error(ErrorCode::usage, "--summary is longer than 16 KiB");
+  return {};
 }
 
 Result<void> validate_ref(std::string_view ref) {
@@ -337,14 +360,7 @@ Result<std::vector<ExplainRow>> explain(const Snapshot& snap, const Job& job,
 }
 
 Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Millis now) {
-  if (auto ok = validate_name("product", request.product); !ok) return ok.error();
-  if (auto ok = validate_name("factory", request.factory); !ok) return ok.error();
-  if (request.capabilities) {
-    for (const auto& cap : *request.capabilities) {
-      if (auto ok = validate_name("capability", cap); !ok) return ok.error();
-    }
-  }
-  if (auto ttl = check_ttl(request.ttl_seconds); !ttl) return ttl.error();
+  if (auto ok = validate_claim(request); !ok) return ok.error();
   auto fleet = load_fleet(snap, request.product, request.liveness, now);
   if (!fleet) return fleet.error();
   const RouterSettings& settings = fleet->settings;
@@ -551,7 +567,7 @@ Result<Transition> preempt_one(const Snapshot& snap, const std::string& product,
 }
 
 Result<Transition> renew(const Snapshot& snap, const WorkerCall& call, std::int64_t ttl_seconds, Millis now) {
-  if (auto ttl = check_ttl(ttl_seconds); !ttl) return ttl.error();
+  if (auto ok = validate_ttl(ttl_seconds); !ok) return ok.error();
   auto held = check_worker(snap, call, "renew", {Stage::assigned, Stage::building}, now);
   if (!held) return held.error();
   Transition t{{}, std::move(held->job), std::nullopt};
@@ -595,9 +611,7 @@ Result<Transition> checkpoint(const Snapshot& snap, const WorkerCall& call, cons
 }
 
 Result<Transition> report(const Snapshot& snap, const WorkerCall& call, const ReportInput& input, Millis now) {
-  if (input.cost_usd && *input.cost_usd < 0) return make_error(ErrorCode::usage, "--cost must not be negative");
-  if (input.tokens && *input.tokens < 0) return make_error(ErrorCode::usage, "--tokens must not be negative");
-  if (input.summary.size() > 16 * 1024) return make_error(ErrorCode::usage, "--summary is longer than 16 KiB");
+  if (auto ok = validate_report(input); !ok) return ok.error();
   auto held = check_worker(snap, call, "report", {Stage::building}, now);
   if (!held) return held.error();
   Transition t{{}, std::move(held->job), held->lease};

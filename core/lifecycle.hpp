@@ -124,4 +124,16 @@ Result<std::optional<Lease>> find_lease(const Snapshot& snap, const std::string&
 // "gigafab/j-x"); usage error otherwise.
 Result<void> validate_ref(std::string_view ref);
 
+// The input checks the operations above make before reading any document,
+// exported so that a fleet that does not run them in-process (the --api
+// client) rejects bad input with the very same usage errors, in the same order.
+// claim: product, factory, capabilities, ttl.
+Result<void> validate_claim(const ClaimRequest& request);
+// The fenced worker calls: job id, factory, epoch.
+Result<void> validate_worker_call(const WorkerCall& call);
+// renew --ttl and claim --ttl: 1 second to k_max_ttl_seconds.
+Result<void> validate_ttl(std::int64_t ttl_seconds);
+// report: cost and tokens not negative, summary at most 16 KiB.
+Result<void> validate_report(const ReportInput& input);
+
 }  // namespace gigafab::core

@@ -532,6 +532,57 @@ Result<RouterSettings> settings_from_json(const json& doc) {
   return settings;
 }
 
+Result<FleetMetrics> metrics_from_json(const json& doc) {
+  Reader r(doc, "metrics", false);
+  FleetMetrics m;
+  m.product = r.str("productId", true);
+  m.generated_at = r.time("generatedAt");
+  if (auto jobs = r.get<json>("jobs")) {
+    if (!jobs->is_object()) r.fail("jobs", "expected an object of counts per stage");
+    Reader jr(*jobs, "jobs", false);
+    for (Stage stage : k_all_stages) m.jobs[static_cast<std::size_t>(stage)] = jr.i64(stage_name(stage));
+    if (auto e = jr.finish()) return bad_response(*e);
+  }
+  if (auto factories = r.get<json>("factories")) {
+    Reader fr(*factories, "factories", false);
+    m.factories = fr.i64("total");
+    m.healthy = fr.i64("healthy");
+    m.degraded = fr.i64("degraded");
+    m.down = fr.i64("down");
+    m.seats = fr.i64("seats");
+    m.seats_used = fr.i64("seatsUsed");
+    m.live_seats = fr.i64("liveSeats");
+    m.live_seats_used = fr.i64("liveSeatsUsed");
+    m.utilization = fr.num("utilization");
+    if (auto e = fr.finish()) return bad_response(*e);
+  }
+  if (auto starvation = r.get<json>("starvation")) {
+    Reader sr(*starvation, "starvation", false);
+    m.starvation_window = sr.i64("windowSeconds");
+    m.starving = sr.i64("count");
+    if (auto alerts = sr.get<json>("alerts")) {
+      if (!alerts->is_array()) sr.fail("alerts", "expected an array");
+      for (const auto& item : alerts->is_array() ? *alerts : json::array()) {
+        Reader ar(item, "starvation.alerts", false);
+        StarvationAlert a;
+        a.id = ar.str("id", true);
+        a.title = ar.str("title");
+        a.priority = parse_enum_or<Priority>(ar, "priority", parse_priority, Priority::normal);
+        a.created_at = ar.time("createdAt");
+        a.waiting_seconds = ar.i64("waitingSeconds");
+        if (auto e = ar.finish()) return bad_response(*e);
+        m.alerts.push_back(std::move(a));
+      }
+    }
+    if (auto e = sr.finish()) return bad_response(*e);
+  }
+  m.oldest_queued_seconds = r.i64("oldestQueuedSeconds");
+  m.spent_usd = r.num("spentUsd");
+  m.spent_tokens = r.i64("spentTokens");
+  if (auto e = r.finish()) return bad_response(*e);
+  return m;
+}
+
 json issued_token_to_json(const IssuedToken& issued) {
   json doc = token_to_json(issued.record);
   doc["token"] = issued.token;
@@ -656,7 +707,7 @@ Result<SubmitInput> submit_input(const SubmitRequestBody& body, const std::strin
     if (auto ok = validate_name("profile", *body.profile); !ok) return bad("profile", ok.error());
     manifest->profile = *body.profile;
   }
-  return SubmitInput{std::move(*manifest), product};
+  return SubmitInput{std::move(*manifest), product, body.manifest};
 }
 
 json claim_request_to_json(const ClaimInput& input) {

@@ -47,6 +47,8 @@ Result<ExplainRow> explain_row_from_json(const nlohmann::json& doc);
 // apply_setting, so every setting round-trips.
 nlohmann::json settings_to_json(const RouterSettings& settings);
 Result<RouterSettings> settings_from_json(const nlohmann::json& doc);
+// GET /fleet/metrics: the document metrics_to_json (core/metrics.hpp) renders.
+Result<FleetMetrics> metrics_from_json(const nlohmann::json& doc);
 // The token record (token_to_json) plus "token", the only copy of the secret.
 nlohmann::json issued_token_to_json(const IssuedToken& issued);
 Result<IssuedToken> issued_token_from_json(const nlohmann::json& doc);
