@@ -56,7 +56,7 @@ Result<core::Fleet*> Context::fleet() {
     if (auto ok = store->use_remote(globals.remote); !ok) return ok.error();
   }
   store->set_offline(globals.offline);
-  if (!store->remote_name().empty()) {
+  if (!store->remote_name().empty() && fetch_on_open) {
     // A remote fleet: see its current state (writes fetch again anyway).
     if (globals.offline) {
       core::Millis fetched = store->last_fetch();

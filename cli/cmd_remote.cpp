@@ -22,10 +22,8 @@ Runner define_remote(CLI::App& app, Context&) {
   remove->add_option("name", opts->name, "remote name")->required();
   CLI::App* list = app.add_subcommand("list", "the configured remotes; * marks the coordinating one");
   return [opts, add, remove, list](Context& ctx) -> Result<void> {
-    bool offline = ctx.globals.offline;
-    ctx.globals.offline = true;  // opening the store must not fetch from a remote being changed
+    ctx.fetch_on_open = false;  // fetches on its own
     auto fleet = ctx.local_fleet("remote");
-    ctx.globals.offline = offline;
     if (!fleet) return fleet.error();
     gitstore::Store& store = (*fleet)->store();
     if (add->parsed()) {

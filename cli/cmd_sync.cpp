@@ -11,13 +11,11 @@ namespace gigafab::cli {
 
 Runner define_sync(CLI::App&, Context&) {
   return [](Context& ctx) -> Result<void> {
-    bool offline = ctx.globals.offline;
-    ctx.globals.offline = true;  // sync does its own fetch, to see what it brought
+    ctx.fetch_on_open = false;  // fetches on its own
     auto fleet = ctx.local_fleet("sync");
-    ctx.globals.offline = offline;
     if (!fleet) return fleet.error();
     gitstore::Store& store = (*fleet)->store();
-    if (offline) return core::make_error(core::ErrorCode::usage, "sync fetches; it cannot run --offline");
+    if (ctx.globals.offline) return core::make_error(core::ErrorCode::usage, "sync fetches; it cannot run --offline");
     auto arrived = store.sync();
     if (!arrived) return arrived.error();
     if (ctx.globals.json) {

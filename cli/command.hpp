@@ -46,6 +46,9 @@ struct Globals {
 class Context {
  public:
   Globals globals;
+  // Whether opening a store with a remote fetches it first (commands that
+  // fetch on their own, like sync, turn it off).
+  bool fetch_on_open = true;
 
   // The fleet named by the globals: a RemoteFleet talking to `gigafab serve`
   // when --api / GIGAFAB_API is set (with --token / GIGAFAB_TOKEN; --store is

@@ -858,7 +858,7 @@ Result<void> create_path_remote(const std::string& url) {
 
 }  // namespace
 
-Result<void> Store::add_remote(const std::string& name, const std::string& url) {
+Result<void> Store::add_remote(const std::string& name, const std::string& url, bool adopt) {
   if (auto ok = core::validate_name("remote", name); !ok) return ok.error();
   if (url.empty()) return make_error(ErrorCode::usage, "the remote URL is empty");
   if (m_impl->remote && m_impl->remote->name != name) {
@@ -897,7 +897,7 @@ Result<void> Store::add_remote(const std::string& name, const std::string& url) 
       return undo(make_error(ErrorCode::conflict, "remote '" + name + "' got a fleet meanwhile; try again"));
     }
   } else if (!git_oid_equal(&theirs, &**ours)) {
-    if (git_graph_descendant_of(m_impl->repo, &theirs, &**ours) == 1) {
+    if (adopt || git_graph_descendant_of(m_impl->repo, &theirs, &**ours) == 1) {
       if (auto ok = m_impl->set_ref(k_state_ref, theirs); !ok) return undo(ok.error());  // ours is in their history
     } else if (git_graph_descendant_of(m_impl->repo, &**ours, &theirs) == 1) {
       auto pushed = remote::push(m_impl->repo, endpoint, k_state_ref, **ours, &theirs, false);
@@ -941,7 +941,7 @@ Result<Store> Store::init_from_remote(const std::string& path, const std::string
                                       const InitOptions& options, const std::string& actor) {
   auto store = init(path, options, actor);
   if (!store) return store.error();
-  if (auto ok = store->add_remote(name, url); !ok) {
+  if (auto ok = store->add_remote(name, url, true); !ok) {
     std::error_code ec;
     fs::remove_all(path, ec);  // nothing to keep: the local copy never existed
     return ok.error();

@@ -118,7 +118,8 @@ class Store {
   // Configures `name` as the coordinating remote: publishes this store's
   // state there when the remote has none; adopts the remote's when ours is
   // part of its history; a conflict when they are different fleets.
-  Result<void> add_remote(const std::string& name, const std::string& url);
+  // `adopt`: take the remote's state even when unrelated (a brand-new store).
+  Result<void> add_remote(const std::string& name, const std::string& url, bool adopt = false);
   Result<void> remove_remote(const std::string& name);
   // (name, redacted url, coordinating?) of every configured remote.
   struct RemoteInfo {
