@@ -257,7 +257,7 @@ Result<Pushed> push(git_repository* repo, const Endpoint& remote, const char* re
     // The ref moved meanwhile (the CAS lost): fetch and re-run. Any other
     // refusal (permissions, hooks) is an error to show.
     const std::string& why = state.rejection;
-    for (const char* moved : {"fast-forward", "fetch first", "stale", "lock", "already exists"}) {
+    for (const char* moved : {"fast-forward", "fetch first", "stale", "lock", "already exists", "failed to update ref"}) {
       if (why.find(moved) != std::string::npos) return Pushed::rejected;
     }
     return make_error(ErrorCode::error, "remote '" + remote.name + "' refused the update of " + ref + ": " + why);

@@ -289,6 +289,9 @@ struct Store::Impl {
   // The coordinating remote (gigafab.remote), and whether reads skip fetching.
   std::optional<remote::Endpoint> remote;
   bool offline = false;
+  // When this process last fetched: a write starts from that copy if it is
+  // fresh, since the push's compare-and-swap catches a stale one anyway.
+  std::chrono::steady_clock::time_point fetched_at{};
 
   ~Impl() {
     if (repo) git_repository_free(repo);  // frees the odb and its backends
@@ -469,8 +472,14 @@ struct Store::Impl {
 
   std::string fetch_stamp() const { return path + "/gigafab-fetched"; }
 
+  bool fetched_recently() const {
+    return fetched_at.time_since_epoch().count() != 0 &&
+           std::chrono::steady_clock::now() - fetched_at < std::chrono::milliseconds(250);
+  }
+
   Result<void> fetch_remote() {
     if (auto ok = remote::fetch(repo, *remote); !ok) return ok;
+    fetched_at = std::chrono::steady_clock::now();
     // Fetched objects arrive as packs the odb has not seen yet.
     git_odb* odb = nullptr;
     if (git_repository_odb(&odb, repo) == 0) {
@@ -684,7 +693,7 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
   const core::Millis lock_deadline = core::now_millis() + 10'000;
   int cas_losses = 0;
   for (;;) {
-    if (m_impl->remote) {
+    if (m_impl->remote && (cas_losses > 0 || !m_impl->fetched_recently())) {
       if (auto fetched = m_impl->fetch_remote(); !fetched) return fetched.error();
     }
     auto tip = m_impl->tip(ref_name);
@@ -710,17 +719,21 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
       auto pushed = remote::push(m_impl->repo, *m_impl->remote, ref_name, *commit, parent_ptr, !keep_history);
       if (!pushed) return pushed.error();
       if (*pushed == remote::Pushed::ok) {
-        if (auto ok = m_impl->set_ref(ref_name, *commit); !ok) return ok.error();
+        // Acknowledged: the remote is the truth. A local copy that failed to
+        // follow is fixed by the next fetch.
+        if (auto ok = m_impl->set_ref(ref_name, *commit); !ok) {
+          std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
+        }
         if (auto ok = m_impl->consolidate_packs(); !ok) {
           std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
         }
         return oid_hex(*commit);
       }
-      if (++cas_losses >= k_max_cas_losses) {
-        return make_error(ErrorCode::conflict, "gave up after " + std::to_string(k_max_cas_losses) +
+      if (++cas_losses >= 4 * k_max_cas_losses) {
+        return make_error(ErrorCode::conflict, "gave up after " + std::to_string(4 * k_max_cas_losses) +
                                                    " attempts: remote '" + m_impl->remote->name + "' kept moving");
       }
-      int ceiling = std::min(200, 4 << std::min(cas_losses, 6));
+      int ceiling = std::min(250, 4 << std::min(cas_losses, 6));
       std::this_thread::sleep_for(std::chrono::milliseconds(1 + static_cast<int>(jitter() % ceiling)));
       continue;
     }
@@ -964,6 +977,9 @@ bool Store::offline() const { return m_impl->offline; }
 
 Result<void> Store::refresh() {
   if (!m_impl->remote || m_impl->offline) return {};
+  // A fetch moves the local refs: not while this host's writers move them.
+  auto lock = WriterLock::acquire(m_impl->path);
+  if (!lock) return lock.error();
   return m_impl->fetch_remote();
 }
 
@@ -978,6 +994,8 @@ core::Millis Store::last_fetch() const {
 
 Result<std::vector<CommitInfo>> Store::sync() {
   if (!m_impl->remote) return make_error(ErrorCode::usage, "this store has no remote (gigafab remote add NAME URL)");
+  auto lock = WriterLock::acquire(m_impl->path);
+  if (!lock) return lock.error();
   auto before = m_impl->tip();
   if (!before) return before.error();
   if (auto ok = m_impl->fetch_remote(); !ok) return ok.error();
