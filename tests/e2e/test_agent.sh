@@ -1,0 +1,93 @@
+# gigafab agent: two agents drain 30 jobs from one store with the fake engine;
+# every job runs once, its work is pushed to gigafab/<id> in the job's
+# repository, and the spend line reaches the run.
+ENGINE=$(cd "$(dirname "$0")/../engines" && pwd)/fake-engine.sh
+source "$(dirname "$0")/lib.sh"
+gf init --no-fsync >/dev/null
+S=.gigafab
+export GIGAFAB_STORE=$TEST_DIR/$S
+
+# The jobs' repository: a bare repo with one commit on main.
+git init -q -b main src
+echo hello >src/README
+git -C src add README
+git -C src -c user.name=t -c user.email=t@example.invalid commit -qm init
+git clone -q --bare src target.git
+REPO=$TEST_DIR/target.git
+
+ids=()
+for i in $(seq 30); do
+  manifest job$i.md "Job $i" "capabilities = [\"linux\"]\n[repo]\nurl = \"$REPO\"\n"
+  ids+=("$(gf submit job$i.md)")
+done
+manifest other.md "Needs gpu" "capabilities = [\"gpu\"]\n[repo]\nurl = \"$REPO\"\n"
+GPU=$(gf submit other.md)
+
+agent() {  # agent NAME: runs an agent in the background, draining
+  "$GIGAFAB" agent --factory "$1" --caps linux --seats 2 --drain --poll 0.2 --ttl 30 \
+    --engine shell --engine-command "$ENGINE" --workdir "$TEST_DIR/work-$1" >"$TEST_DIR/$1.out" 2>"$TEST_DIR/$1.err" &
+}
+agent fa
+PA=$!
+agent fb
+PB=$!
+BACKGROUND_PIDS+=("$PA" "$PB")
+wait "$PA" || fail "agent fa exited $?: $(cat fa.err)"
+wait "$PB" || fail "agent fb exited $?: $(cat fb.err)"
+
+for id in "${ids[@]}"; do
+  run gf --json show "$id"
+  expect_eq "$(json 'd["stage"]')" testing "stage of $id"
+  expect_eq "$(json 'len(d["runs"])')" 1 "runs of $id"
+  expect_eq "$(json 'd["runs"][0]["tokens"]')" 1234 "tokens of $id"
+  expect_eq "$(json 'd["runs"][0]["costUsd"]')" 0.05 "cost of $id"
+  expect_eq "$(json 'd["runs"][0]["summary"]')" "fake engine did $id" "summary of $id"
+  expect_eq "$(json 'd["checkpoint"]')" "gigafab/$id" "checkpoint of $id"
+  run gf log "$id"
+  expect_eq "$(awk '{print $3}' <<<"$OUT" | grep -c '^claim$')" 1 "claims of $id"
+  expect_eq "$(awk '{print $3}' <<<"$OUT" | tr '\n' ' ')" "submit claim start checkpoint report " "log of $id"
+  work=$(git --git-dir target.git show "gigafab/$id:work.txt") || fail "no gigafab/$id branch with work.txt"
+  [[ "$work" == "$id epoch 1" ]] || fail "work.txt of $id: $work"
+  git --git-dir target.git merge-base --is-ancestor main "gigafab/$id" || fail "gigafab/$id does not start at main"
+  author=$(git --git-dir target.git log -1 --format=%an "gigafab/$id")
+  expect_eq "$author" "gigafab agent" "author of the work commit"
+done
+# Both agents worked; the gpu job was left alone; worktrees were removed, logs kept.
+grep -q claimed fa.err || fail "agent fa claimed nothing: $(cat fa.err)"
+grep -q claimed fb.err || fail "agent fb claimed nothing: $(cat fb.err)"
+run gf --json show "$GPU"
+expect_eq "$(json 'd["stage"]')" queued "gpu job"
+n_dirs=$(find work-fa work-fb -mindepth 1 -maxdepth 1 -type d | wc -l)
+expect_eq "$n_dirs" 0 "worktrees left after pushing"
+n_logs=$(ls work-fa/*.log work-fb/*.log | wc -l)
+expect_eq "$n_logs" 30 "run logs"
+grep -q "fake engine did" work-fa/*.log || fail "run log lacks the engine's output"
+run gf --json factory list
+[[ "$OUT" == *'"fa"'* && "$OUT" == *'"fb"'* ]] || fail "agents did not heartbeat: $OUT"
+
+# A job whose engine fails is reported fail with its last line; --max-jobs 1.
+manifest failing.md "Failing" "capabilities = [\"linux\"]\n[repo]\nurl = \"$REPO\"\n"
+printf 'fake-fail\n' >>failing.md
+F=$(gf submit failing.md)
+run gf agent --factory fa --caps linux --max-jobs 1 --poll 0.2 --engine shell --engine-command "$ENGINE" --workdir work-fa
+expect_rc 0
+run gf --json show "$F"
+expect_eq "$(json 'd["stage"]')" failed "failing job"
+expect_eq "$(json 'd["reason"]')" reported_fail "failing job reason"
+expect_eq "$(json 'd["runs"][0]["summary"]')" "fake engine failed on $F" "failing summary"
+git --git-dir target.git show "gigafab/$F:work.txt" >/dev/null || fail "failed work not pushed"
+
+# Bad options change nothing.
+before=$(tip $S)
+run gf agent --factory fa --engine nosuch --drain
+expect_rc 2
+expect_err "unknown engine 'nosuch'"
+run gf agent --factory fa --engines missing.toml --drain
+expect_rc 2
+expect_err "engines file 'missing.toml' does not exist"
+printf '[engines.x]\ncommand = ["a"]\nprompt = "pipe"\n' >bad.toml
+run gf agent --factory fa --engines bad.toml --drain
+expect_rc 2
+expect_err "engines.x.prompt"
+expect_eq "$(tip $S)" "$before" "tip after bad options"
+pass
