@@ -96,6 +96,15 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
+// Claude Code's `--output-format json` result: {"type": "result", "result":
+// TEXT, "total_cost_usd": X, "usage": {"input_tokens": N, "output_tokens": M}}.
+std::optional<nlohmann::json> claude_result(const std::string& line) {
+  if (line.find("\"total_cost_usd\"") == std::string::npos) return std::nullopt;
+  auto doc = nlohmann::json::parse(line, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || doc.value("type", "") != "result") return std::nullopt;
+  return doc;
+}
+
 std::optional<nlohmann::json> spend_doc(const std::string& line) {
   if (line.find("\"gigafab\"") == std::string::npos) return std::nullopt;
   auto doc = nlohmann::json::parse(line, nullptr, false);
@@ -109,6 +118,18 @@ Spend parse_spend(const std::string& output) {
   Spend spend;
   auto lines = lines_of(output);
   for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    if (auto claude = claude_result(*it)) {
+      if ((*claude)["total_cost_usd"].is_number()) spend.cost_usd = (*claude)["total_cost_usd"].get<double>();
+      if (claude->contains("usage") && (*claude)["usage"].is_object()) {
+        std::int64_t tokens = 0;
+        for (const char* key : {"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}) {
+          const auto& usage = (*claude)["usage"];
+          if (usage.contains(key) && usage[key].is_number_integer()) tokens += usage[key].get<std::int64_t>();
+        }
+        spend.tokens = tokens;
+      }
+      break;
+    }
     auto doc = spend_doc(*it);
     if (!doc) continue;
     if (doc->contains("tokens") && (*doc)["tokens"].is_number_integer() && (*doc)["tokens"].get<std::int64_t>() >= 0)
@@ -124,6 +145,10 @@ std::string summary_line(const std::string& output) {
   auto lines = lines_of(output);
   for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
     if (it->find_first_not_of(" \t") == std::string::npos || spend_doc(*it)) continue;
+    if (auto claude = claude_result(*it); claude && (*claude)["result"].is_string()) {
+      std::string inner = summary_line((*claude)["result"].get<std::string>());
+      if (!inner.empty()) return inner;
+    }
     return it->size() > 1000 ? it->substr(0, 1000) : *it;
   }
   return "";

@@ -56,13 +56,15 @@ Outcome run_job(const AgentConfig& config, SharedFleet& fleet, const core::Claim
                 const std::atomic<bool>& stop);
 
 // What an engine printed about its spend: the last line of the form
-// {"gigafab": {"tokens": N, "costUsd": X}}.
+// {"gigafab": {"tokens": N, "costUsd": X}}, or Claude Code's JSON result line
+// (total_cost_usd, and the usage's input + output + cache tokens).
 struct Spend {
   std::optional<std::int64_t> tokens;
   std::optional<double> cost_usd;
 };
 Spend parse_spend(const std::string& output);
-// The last non-empty line of `output` that is not a spend line, at most 1000 bytes.
+// The last non-empty line of `output` that is not a spend line (of a Claude
+// JSON result: the last line of its "result"), at most 1000 bytes.
 std::string summary_line(const std::string& output);
 
 }  // namespace gigafab::cli::agent

@@ -77,6 +77,40 @@ expect_eq "$(json 'd["reason"]')" reported_fail "failing job reason"
 expect_eq "$(json 'd["runs"][0]["summary"]')" "fake engine failed on $F" "failing summary"
 git --git-dir target.git show "gigafab/$F:work.txt" >/dev/null || fail "failed work not pushed"
 
+# engines.toml: a stand-in "claude" (its JSON result gives cost, tokens and
+# the summary), the prompt as a file, env and placeholders.
+cat >engines.toml <<'TOML'
+[engines.claude]
+command = ["sh", "-c", "cp \"$1\" prompt-copy.md; echo \"$X_ENV {job_id}\" >env.txt; printf '%s\\n' '{\"type\":\"result\",\"result\":\"line one\\nclaude did it\",\"total_cost_usd\":0.5,\"usage\":{\"input_tokens\":10,\"output_tokens\":5}}'", "claude", "{prompt_file}"]
+prompt = "file"
+env = { X_ENV = "from-toml" }
+timeout = "10m"
+TOML
+manifest claude.md "Claude job" "capabilities = [\"linux\"]\n[repo]\nurl = \"$REPO\"\n"
+C=$(gf submit claude.md)
+run gf agent --factory fa --caps linux --max-jobs 1 --engines engines.toml --engine claude --workdir work-fa
+expect_rc 0
+run gf --json show "$C"
+expect_eq "$(json 'd["stage"]')" testing "claude job"
+expect_eq "$(json 'd["runs"][0]["summary"]')" "claude did it" "claude summary"
+expect_eq "$(json 'd["runs"][0]["costUsd"]')" 0.5 "claude cost"
+expect_eq "$(json 'd["runs"][0]["tokens"]')" 15 "claude tokens"
+expect_eq "$(git --git-dir target.git show "gigafab/$C:env.txt")" "from-toml $C" "engine env and placeholders"
+git --git-dir target.git show "gigafab/$C:prompt-copy.md" | grep -q "^# Claude job" || fail "prompt file lacks the body"
+
+# --api: the same loop against `gigafab serve`, with the factory's own token.
+start_server .gigafab
+FT=$(gf factory enroll fapi --caps linux --seats 1 2>/dev/null)
+manifest api.md "API job" "capabilities = [\"linux\"]\n[repo]\nurl = \"$REPO\"\n"
+A=$(gf submit api.md)
+run env -u GIGAFAB_STORE "$GIGAFAB" --api "$URL" --token "$FT" agent --factory fapi --caps linux --drain --poll 0.2 \
+  --engine shell --engine-command "$ENGINE" --workdir "$TEST_DIR/work-api"
+expect_rc 0
+run gf --json show "$A"
+expect_eq "$(json 'd["stage"]')" testing "job run through --api"
+expect_eq "$(json 'd["runs"][0]["factory"]')" fapi "factory of the --api run"
+git --git-dir target.git show "gigafab/$A:work.txt" >/dev/null || fail "--api run not pushed"
+
 # Bad options change nothing.
 before=$(tip $S)
 run gf agent --factory fa --engine nosuch --drain
