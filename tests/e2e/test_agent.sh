@@ -110,8 +110,34 @@ run gf --json show "$A"
 expect_eq "$(json 'd["stage"]')" testing "job run through --api"
 expect_eq "$(json 'd["runs"][0]["factory"]')" fapi "factory of the --api run"
 git --git-dir target.git show "gigafab/$A:work.txt" >/dev/null || fail "--api run not pushed"
+# The wall budget's reason travels over the API too.
+manifest slow.md "Slow API job" "capabilities = [\"linux\"]\n[budget]\nwall = \"1s\"\n[repo]\nurl = \"$REPO\"\n"
+printf 'fake-sleep: 30\n' >>slow.md
+B=$(gf submit slow.md)
+run env -u GIGAFAB_STORE GIGAFAB_KILL_GRACE=1s "$GIGAFAB" --api "$URL" --token "$FT" agent --factory fapi --caps linux \
+  --drain --poll 0.2 --engine shell --engine-command "$ENGINE" --workdir "$TEST_DIR/work-api"
+expect_rc 0
+run gf --json show "$B"
+expect_eq "$(json 'd["stage"]')" failed "timed-out job through --api"
+expect_eq "$(json 'd["reason"]')" budget_exceeded "reason through --api"
 
 # Bad options change nothing.
+manifest r.md "Reason" "capabilities = [\"rsn\"]\n"
+R=$(gf submit r.md)
+read -r _ EP < <(gf claim --factory fr --caps rsn)
+gf start "$R" --epoch "$EP" --factory fr >/dev/null
+before=$(tip $S)
+run gf report "$R" --epoch "$EP" --factory fr --result pass --reason budget_exceeded
+expect_rc 2
+expect_err "a reason goes with a failing report only"
+run gf report "$R" --epoch "$EP" --factory fr --result fail --reason "Bad Reason"
+expect_rc 2
+expect_err "invalid reason 'Bad Reason'"
+expect_eq "$(tip $S)" "$before" "tip after bad reasons"
+run gf report "$R" --epoch "$EP" --factory fr --result fail --reason engine_crashed
+expect_rc 0
+run gf --json show "$R"
+expect_eq "$(json 'd["reason"]')" engine_crashed "reported reason"
 before=$(tip $S)
 run gf agent --factory fa --engine nosuch --drain
 expect_rc 2
