@@ -57,6 +57,7 @@ J=$(job slow.md "Slow" 'fake-wip-push\nfake-sleep: 30\n')
 agent_bg dead --ttl 2
 wait_for "the wip push" git --git-dir target.git rev-parse -q --verify "gigafab/$J"
 kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
 kill $(cat pids) 2>/dev/null || true  # the engine dies with its host
 sleep 3
 run gf agent --factory alive --ttl 2 --drain --poll 0.2 --engine shell --engine-command "$ENGINE" --workdir work-alive
@@ -96,6 +97,35 @@ run gf --json show "$J"
 expect_eq "$(json 'd["stage"]')" failed "job with a missing engine"
 expect_eq "$(json 'd["runs"][0]["summary"]')" "gigafab: agent: cannot run '/nonexistent/engine-x': No such file or directory" "summary"
 grep -q "cannot run '/nonexistent/engine-x'" work-fa/"$J"-e1.log || fail "run log lacks the reason"
+
+# 3b. The run log keeps the last 1 MiB of a chatty engine.
+J=$(job chatty.md "Chatty" 'fake-spam\n')
+run gf agent --factory fa --drain --engine shell --engine-command "$ENGINE" --workdir work-fa
+expect_rc 0
+size=$(stat -c %s work-fa/"$J"-e1.log)
+[ "$size" -le $((1024 * 1024 + 4096)) ] || fail "run log of $size bytes"
+tail -n 3 work-fa/"$J"-e1.log | grep -q "engine exited with status 0" || fail "run log lost its end"
+run gf --json show "$J"
+expect_eq "$(json 'd["runs"][0]["summary"]')" "fake engine did $J" "chatty summary"
+
+# 3c. A lost lease (here: released behind the agent's back) kills the engine;
+# the job is abandoned, not reported.
+: >pids
+J=$(job fenced.md "Fenced" 'fake-sleep: 30\n' 'capabilities = ["fen"]\n')
+agent_bg ffen --ttl 3 --max-jobs 1 --caps fen
+wait_for "the engine" test -s pids
+gf release "$J" --epoch 1 --factory ffen >/dev/null
+rc=0
+wait "$AGENT_PID" || rc=$?
+expect_eq "$rc" 0 "agent exit after losing its lease"
+grep -q "lease lost" ffen.err || fail "no lease-lost message: $(cat ffen.err)"
+none_alive || fail "an engine process survived the lost lease"
+run gf --json show "$J"
+expect_eq "$(json 'd["stage"]')" queued "fenced job"
+expect_eq "$(json 'len(d["runs"])')" 1 "runs of the fenced job"
+expect_eq "$(json 'd["runs"][0]["result"]')" released "run of the fenced job"
+run gf --json log "$J"
+[[ "$OUT" != *'"report"'* ]] || fail "the fenced agent reported"
 
 # 4. SIGTERM: the agent stops its engine, pushes, releases the job, exits 0.
 : >pids

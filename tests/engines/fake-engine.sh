@@ -4,6 +4,7 @@
 #   fake-sleep: N    sleep N seconds (not when resuming), as a child process
 #   fake-fail        exit 1
 #   fake-wip-push    commit wip.txt and push it to gigafab/<job> first (once)
+#   fake-spam        print 3 MB of output first
 #   fake-ignore-term ignore SIGTERM (it and its sleep), so only SIGKILL stops it
 # Writes work.txt (the agent commits it) and prints a spend line. With
 # FAKE_ENGINE_PIDS set, appends its pid and its sleep's to that file.
@@ -13,6 +14,7 @@ id=${GIGAFAB_JOB_ID:?}
 pids=${FAKE_ENGINE_PIDS:-}
 [ -n "$pids" ] && echo $$ >>"$pids"
 [[ "$prompt" == *"fake-ignore-term"* ]] && trap '' TERM
+if [[ "$prompt" == *"fake-spam"* ]]; then head -c 3000000 /dev/zero | tr '\0' x | fold -w 99; fi
 echo "prompt: $(head -c 200 <<<"$prompt" | tr '\n' ' ')"
 if [ -f wip.txt ]; then
   echo "resumed: $(cat wip.txt)"
