@@ -16,6 +16,7 @@
 
 #include "cli/agent/runner.hpp"
 #include "cli/command.hpp"
+#include "gitstore/store.hpp"
 
 namespace gigafab::cli {
 
@@ -51,7 +52,8 @@ Runner define_agent(CLI::App& app, Context&) {
   CLI::Option* caps_option =
       app.add_option("--caps", o->caps, "capabilities offered, comma-separated (default: as registered)")->delimiter(',');
   app.add_option("--engine", o->engine, "the engine for every job (default: the job's, else shell)");
-  app.add_option("--engines", o->engines_file, "engines.toml (default: $GIGAFAB_ENGINES, ~/.config/gigafab/engines.toml)");
+  app.add_option("--engines", o->engines_file,
+                 "engines.toml (default: $GIGAFAB_ENGINES, <store>/engines.toml, ~/.config/gigafab/engines.toml)");
   app.add_option("--engine-command", o->engine_command, "the command of the shell engine (split on spaces)");
   app.add_option("--seats", o->seats, "jobs run in parallel (default 1)");
   app.add_option("--poll", o->poll, "seconds between claims while nothing fits (default 5)");
@@ -81,7 +83,11 @@ Runner define_agent(CLI::App& app, Context&) {
       if (!seconds) return core::make_error(ErrorCode::usage, "GIGAFAB_KILL_GRACE: " + seconds.error().message);
       config.kill_grace_ms = static_cast<int>(*seconds * 1000);
     }
-    auto engines = agent::load_engines(o->engines_file);
+    std::optional<std::string> store_engines;
+    if (ctx.globals.api.empty()) {
+      if (auto store = gitstore::Store::locate(ctx.globals.store)) store_engines = *store + "/engines.toml";
+    }
+    auto engines = agent::load_engines(o->engines_file, store_engines);
     if (!engines) return engines.error();
     config.engines = std::move(*engines);
     if (o->engine) {

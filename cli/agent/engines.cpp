@@ -86,13 +86,16 @@ Result<Engine> parse_engine(const std::string& path, const std::string& name, co
 
 std::vector<std::string> builtin_engine_names() { return {"claude", "codex", "devin", "shell"}; }
 
-Result<std::map<std::string, Engine>> load_engines(const std::optional<std::string>& explicit_path) {
+Result<std::map<std::string, Engine>> load_engines(const std::optional<std::string>& explicit_path,
+                                                   const std::optional<std::string>& store_path) {
   std::string path;
   bool required = true;
   if (explicit_path) {
     path = *explicit_path;
   } else if (const char* env = std::getenv("GIGAFAB_ENGINES"); env && *env) {
     path = env;
+  } else if (std::error_code exists_ec; store_path && std::filesystem::exists(*store_path, exists_ec)) {
+    path = *store_path;
   } else {
     required = false;
     if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg) path = std::string(xdg) + "/gigafab/engines.toml";

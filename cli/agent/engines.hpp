@@ -34,9 +34,11 @@ struct Engine {
 };
 
 // The engines file: `explicit_path` (--engines, must exist), else
-// GIGAFAB_ENGINES (must exist), else $XDG_CONFIG_HOME/gigafab/engines.toml
-// (~/.config when unset; optional). Usage errors name the file, table and key.
-Result<std::map<std::string, Engine>> load_engines(const std::optional<std::string>& explicit_path);
+// GIGAFAB_ENGINES (must exist), else `store_path` (<store>/engines.toml, if it
+// exists), else $XDG_CONFIG_HOME/gigafab/engines.toml (~/.config when unset;
+// optional). Usage errors name the file, table and key.
+Result<std::map<std::string, Engine>> load_engines(const std::optional<std::string>& explicit_path,
+                                                   const std::optional<std::string>& store_path = std::nullopt);
 
 // The engine NAME from `engines` or the built-ins; `shell_command` (from
 // --engine-command, split on spaces) sets the command of `shell`. Usage error

@@ -88,7 +88,8 @@ timeout = "10m"
 TOML
 manifest claude.md "Claude job" "capabilities = [\"linux\"]\n[repo]\nurl = \"$REPO\"\n"
 C=$(gf submit claude.md)
-run gf agent --factory fa --caps linux --max-jobs 1 --engines engines.toml --engine claude --workdir work-fa
+cp engines.toml .gigafab/engines.toml  # the store's engines.toml, found without --engines
+run gf agent --factory fa --caps linux --max-jobs 1 --engine claude --workdir work-fa
 expect_rc 0
 run gf --json show "$C"
 expect_eq "$(json 'd["stage"]')" testing "claude job"
