@@ -87,9 +87,9 @@ env = { X_ENV = "from-toml" }
 timeout = "10m"
 TOML
 manifest claude.md "Claude job" "capabilities = [\"linux\"]\n[repo]\nurl = \"$REPO\"\n"
-C=$(gf submit claude.md)
+C=$(gf submit --profile docs-writer claude.md)  # the profile's engine is claude
 cp engines.toml .gigafab/engines.toml  # the store's engines.toml, found without --engines
-run gf agent --factory fa --caps linux --max-jobs 1 --engine claude --workdir work-fa
+run gf agent --factory fa --caps linux --max-jobs 1 --workdir work-fa
 expect_rc 0
 run gf --json show "$C"
 expect_eq "$(json 'd["stage"]')" testing "claude job"
@@ -97,7 +97,9 @@ expect_eq "$(json 'd["runs"][0]["summary"]')" "claude did it" "claude summary"
 expect_eq "$(json 'd["runs"][0]["costUsd"]')" 0.5 "claude cost"
 expect_eq "$(json 'd["runs"][0]["tokens"]')" 15 "claude tokens"
 expect_eq "$(git --git-dir target.git show "gigafab/$C:env.txt")" "from-toml $C" "engine env and placeholders"
-git --git-dir target.git show "gigafab/$C:prompt-copy.md" | grep -q "^# Claude job" || fail "prompt file lacks the body"
+prompt=$(git --git-dir target.git show "gigafab/$C:prompt-copy.md")
+[[ "$prompt" == "# Documentation writer"* ]] || fail "prompt does not start with the persona: $prompt"
+grep -q "^# Claude job" <<<"$prompt" || fail "prompt lacks the body: $prompt"
 
 # --api: the same loop against `gigafab serve`, with the factory's own token.
 start_server .gigafab
