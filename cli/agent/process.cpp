@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,8 +51,14 @@ void write_all(int fd, const char* text, size_t n) {
 }
 
 // In the child, after fork: only async-signal-safe calls.
-[[noreturn]] void exec_child(const Command& command, Exec& exec, int in_fd, int out_fd, bool new_group) {
-  if (new_group) ::setpgid(0, 0);
+[[noreturn]] void exec_child(const Command& command, Exec& exec, int in_fd, int out_fd, bool new_group, pid_t parent) {
+  if (new_group) {
+    ::setpgid(0, 0);
+    // An engine does not outlive an agent killed with SIGKILL (the forking
+    // thread, which lives as long as the engine runs).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) _exit(127);
+  }
   ::signal(SIGPIPE, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
@@ -91,8 +98,9 @@ Captured run_captured(const Command& command) {
     return result;
   }
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t parent = ::getpid();
   pid_t pid = ::fork();
-  if (pid == 0) exec_child(command, exec, null_fd, fds[1], false);
+  if (pid == 0) exec_child(command, exec, null_fd, fds[1], false, parent);
   ::close(fds[1]);
   ::close(null_fd);
   if (pid < 0) {
@@ -124,8 +132,9 @@ Spawned spawn_group(const Command& command, const std::string& stdin_path) {
   if (::pipe2(fds, O_CLOEXEC) != 0) return spawned;
   int in_fd = ::open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in_fd < 0) in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t parent = ::getpid();
   pid_t pid = ::fork();
-  if (pid == 0) exec_child(command, exec, in_fd, fds[1], true);
+  if (pid == 0) exec_child(command, exec, in_fd, fds[1], true, parent);
   ::close(fds[1]);
   ::close(in_fd);
   if (pid < 0) {

@@ -26,7 +26,8 @@ struct Captured {
 // Runs `command` to completion with stdin from /dev/null.
 Captured run_captured(const Command& command);
 
-// A spawned process group: the child leads it (setpgid); stdout+stderr
+// A spawned process group: the child leads it (setpgid) and is killed when
+// the thread that spawned it dies (PR_SET_PDEATHSIG); stdout+stderr
 // arrive on `output_fd` (non-blocking), which the caller closes.
 struct Spawned {
   pid_t pid = -1;

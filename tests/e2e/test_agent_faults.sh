@@ -58,7 +58,10 @@ agent_bg dead --ttl 2
 wait_for "the wip push" git --git-dir target.git rev-parse -q --verify "gigafab/$J"
 kill -9 "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null || true
-kill $(cat pids) 2>/dev/null || true  # the engine dies with its host
+# The engine's leader dies with the agent (its orphaned sleep is killed here).
+leader=$(head -1 pids)
+wait_for "the engine to die with its agent" sh -c "! ps -o stat= -p $leader | grep -qv '^Z'"
+kill $(cat pids) 2>/dev/null || true
 sleep 3
 run gf agent --factory alive --ttl 2 --drain --poll 0.2 --engine shell --engine-command "$ENGINE" --workdir work-alive
 expect_rc 0
