@@ -123,6 +123,7 @@ Runner define_serve(CLI::App& app, Context& ctx);
 Runner define_remote(CLI::App& app, Context& ctx);
 Runner define_sync(CLI::App& app, Context& ctx);
 Runner define_completion(CLI::App& app, Context& ctx);
+Runner define_agent(CLI::App& app, Context& ctx);
 
 // The top-level entry point: parse, run, print errors, return the exit code.
 int run(int argc, char** argv);

@@ -31,6 +31,8 @@ constexpr std::array k_commands = {
     Command{"token", "operator API tokens for 'gigafab serve': create, list, revoke", Needs::store, define_token},
     Command{"remote", "the git remote that coordinates the fleet: add, remove, list", Needs::store, define_remote},
     Command{"sync", "fetch the coordinating remote; show the transitions that arrived", Needs::store, define_sync},
+    Command{"agent", "the factory loop: claim jobs, run an engine on each in a worktree, push, report", Needs::store,
+            define_agent},
     Command{"serve", "serve the /api/fleet REST API (with SSE) over this store", Needs::store, define_serve},
     Command{"explain", "the router's scores for a job on every factory", Needs::store, define_explain},
     Command{"weights", "the router's weights and thresholds: show, set", Needs::store, define_weights},

@@ -234,6 +234,12 @@ Result<void> validate_report(const ReportInput& input) {
   if (input.cost_usd && *input.cost_usd < 0) return make_error(ErrorCode::usage, "--cost must not be negative");
   if (input.tokens && *input.tokens < 0) return make_error(ErrorCode::usage, "--tokens must not be negative");
   if (input.summary.size() > 16 * 1024) return make_error(ErrorCode::usage, "--summary is longer than 16 KiB");
+  if (!input.reason.empty()) {
+    if (input.pass) return make_error(ErrorCode::usage, "a reason goes with a failing report only");
+    bool name = input.reason.size() <= 64;
+    for (char c : input.reason) name = name && ((c >= 'a' && c <= 'z') || c == '_');
+    if (!name) return make_error(ErrorCode::usage, "invalid reason '" + escape_for_message(input.reason) + "': use lowercase letters and '_'");
+  }
   return {};
 }
 
@@ -632,7 +638,7 @@ Result<Transition> report(const Snapshot& snap, const WorkerCall& call, const Re
   if (!input.pass || over_budget) {
     to = Stage::failed;
     run->result = "fail";
-    run->reason = over_budget ? "budget_exceeded" : "reported_fail";
+    run->reason = over_budget ? "budget_exceeded" : !input.reason.empty() ? input.reason : "reported_fail";
     j.reason = run->reason;
     detail = "fail (" + run->reason + ")";
   } else {

@@ -95,6 +95,9 @@ struct ReportInput {
   std::optional<double> cost_usd;
   std::optional<std::int64_t> tokens;
   std::string summary;
+  // Why a failing run failed, recorded as the job's reason (a lowercase name
+  // such as "budget_exceeded"); "" means "reported_fail". Only with a fail.
+  std::string reason = {};
 };
 // building -> review (the job requires review) / testing on pass; -> failed on
 // fail, or when the reported spend exceeds the job's budget (budget_exceeded).

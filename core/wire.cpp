@@ -755,6 +755,7 @@ json worker_request_to_json(const WorkerRequest& request) {
       if (request.report.cost_usd) doc["costUsd"] = *request.report.cost_usd;
       if (request.report.tokens) doc["tokens"] = *request.report.tokens;
       if (!request.report.summary.empty()) doc["summary"] = request.report.summary;
+      if (!request.report.reason.empty()) doc["reason"] = request.report.reason;
       break;
   }
   return doc;
@@ -791,6 +792,7 @@ Result<WorkerRequest> worker_request_from_json(const json& doc, std::optional<Wo
       req.report.cost_usd = r.get<double>("costUsd");
       req.report.tokens = r.get<std::int64_t>("tokens");
       req.report.summary = r.str("summary");
+      req.report.reason = r.str("reason");
       if (req.report.cost_usd && *req.report.cost_usd < 0) r.fail("costUsd", "must not be negative");
       if (req.report.tokens && *req.report.tokens < 0) r.fail("tokens", "must not be negative");
     }

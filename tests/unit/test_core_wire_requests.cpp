@@ -114,6 +114,16 @@ TEST_CASE("wire: request bodies are validated strictly, naming the field") {
   CHECK(report->kind == Kind::report);
   CHECK_FALSE(report->report.pass);
   CHECK(report->report.cost_usd == 0.5);
+  CHECK(report->report.reason.empty());
+  // A failing report's reason round-trips (the agent's budget_exceeded over --api).
+  core::WorkerRequest timed_out;
+  timed_out.kind = Kind::report;
+  timed_out.factory = "f1";
+  timed_out.epoch = 3;
+  timed_out.report.reason = "budget_exceeded";
+  auto reason = core::worker_request_from_json(core::worker_request_to_json(timed_out), std::nullopt);
+  REQUIRE(reason.ok());
+  CHECK(reason->report.reason == "budget_exceeded");
 
   // What the client builds, the server accepts, for every kind.
   for (Kind kind : {Kind::renew, Kind::release, Kind::start, Kind::checkpoint, Kind::report}) {
