@@ -46,6 +46,7 @@ Runner define_agent(CLI::App& app, Context&) {
     std::int64_t max_jobs = 0;
     std::string workdir = "gigafab-work";
     std::int64_t ttl = 60;
+    double output_every = 2;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--factory", o->factory, "this factory's id")->required()->envname("GIGAFAB_FACTORY");
@@ -61,12 +62,17 @@ Runner define_agent(CLI::App& app, Context&) {
   app.add_option("--max-jobs", o->max_jobs, "stop claiming after this many jobs (default: no limit)");
   app.add_option("--workdir", o->workdir, "where worktrees and run logs go (default ./gigafab-work)");
   app.add_option("--ttl", o->ttl, "lease length in seconds, renewed every ttl/3 (default 60)");
+  app.add_option("--output-every", o->output_every,
+                 "seconds between stores of the engine's output, read with 'gigafab logs' (default 2)");
   return [o, caps_option](Context& ctx) -> Result<void> {
     using core::ErrorCode;
     if (o->seats < 1 || o->seats > 256) return core::make_error(ErrorCode::usage, "--seats must be 1 to 256");
     if (o->poll < 0) return core::make_error(ErrorCode::usage, "--poll must not be negative");
     if (o->max_jobs < 0) return core::make_error(ErrorCode::usage, "--max-jobs must not be negative");
     if (auto ok = core::validate_ttl(o->ttl); !ok) return ok.error();
+    if (o->output_every < 0.1 || o->output_every > 3600) {
+      return core::make_error(ErrorCode::usage, "--output-every must be 0.1 to 3600 seconds");
+    }
 
     agent::AgentConfig config;
     config.factory = o->factory;
@@ -76,6 +82,7 @@ Runner define_agent(CLI::App& app, Context&) {
     if (ec) return core::make_error(ErrorCode::error, "cannot create workdir '" + o->workdir + "': " + ec.message());
     config.workdir = std::filesystem::absolute(o->workdir).lexically_normal().string();
     config.ttl_seconds = o->ttl;
+    config.output_every_ms = static_cast<int>(o->output_every * 1000);
     config.engine = o->engine;
     config.engine_command = o->engine_command;
     if (const char* grace = std::getenv("GIGAFAB_KILL_GRACE"); grace && *grace) {

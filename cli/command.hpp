@@ -111,6 +111,7 @@ Runner define_requeue(CLI::App& app, Context& ctx);
 Runner define_ship(CLI::App& app, Context& ctx);
 Runner define_reap(CLI::App& app, Context& ctx);
 Runner define_events(CLI::App& app, Context& ctx);
+Runner define_logs(CLI::App& app, Context& ctx);
 Runner define_profile(CLI::App& app, Context& ctx);
 Runner define_factory(CLI::App& app, Context& ctx);
 Runner define_explain(CLI::App& app, Context& ctx);

@@ -13,6 +13,7 @@ constexpr std::array k_commands = {
     Command{"show", "show one job, with its body", Needs::store, define_show},
     Command{"log", "the audit trail: one line per transition", Needs::store, define_log},
     Command{"events", "a job's event log", Needs::store, define_events},
+    Command{"logs", "what a run's engine printed (--follow while it runs)", Needs::store, define_logs},
     Command{"claim", "lease the best queued job that fits; prints ID EPOCH", Needs::store, define_claim},
     Command{"renew", "extend a lease (fenced)", Needs::store, define_renew},
     Command{"start", "assigned -> building (fenced)", Needs::store, define_start},

@@ -108,7 +108,7 @@ struct RemoteFleet::Impl {
       curl_easy_reset(curl);  // keeps the connection for the next request
     }
     std::string target = base + path;
-    std::string payload = body ? body->dump() : std::string();
+    std::string payload = body ? body->dump(-1, ' ', false, json::error_handler_t::replace) : std::string();
     Reply reply;
 
     curl_slist* headers = nullptr;
@@ -399,6 +399,30 @@ Result<std::vector<core::Event>> RemoteFleet::events(const std::string& id, cons
   // Every sequence number is positive: a negative `after` means all, as 0 does.
   std::string path = job_path(id) + "/events?after=" + std::to_string(std::max<std::int64_t>(after, 0));
   return parse_list<core::Event>(m->get(path, product), "events", core::event_from_json);
+}
+
+Result<std::int64_t> RemoteFleet::append_output(core::WorkerCall call, std::int64_t offset, const std::string& text) {
+  if (auto ok = core::validate_worker_call(call); !ok) return ok.error();
+  if (!core::is_utf8(text)) return core::make_error(core::ErrorCode::usage, "run output must be UTF-8");
+  auto request = worker_request(core::WorkerRequest::Kind::output, call);
+  request.offset = offset;
+  request.text = text;
+  auto doc = m->post(job_path(call.job_id) + "/output", call.product, core::worker_request_to_json(request));
+  if (!doc) return doc.error();
+  if (!doc->is_object() || !(*doc)["end"].is_number_integer()) {
+    return core::make_error(core::ErrorCode::error, "the server's answer to an output append has no 'end'");
+  }
+  return (*doc)["end"].get<std::int64_t>();
+}
+
+Result<core::RunOutput> RemoteFleet::output(const std::string& id, const std::string& product,
+                                            std::optional<std::int64_t> epoch, std::int64_t from) {
+  if (auto ok = core::validate_job_id(id); !ok) return ok.error();
+  if (epoch && *epoch < 1) return core::make_error(core::ErrorCode::usage, "--epoch must be a positive integer");
+  if (from < 0) return core::make_error(core::ErrorCode::usage, "--from must not be negative");
+  std::string path = job_path(id) + "/output?from=" + std::to_string(from);
+  if (epoch) path += "&epoch=" + std::to_string(*epoch);
+  return parse<core::RunOutput>(m->get(path, product), core::run_output_from_json);
 }
 
 // ---- factories -------------------------------------------------------------------

@@ -62,6 +62,10 @@ class RemoteFleet final : public core::Fleet {
   core::Result<core::IssuedToken> rotate_token(const std::string& factory, const std::string& product) override;
   core::Result<core::TokenRecord> revoke_token(const std::string& factory, const std::string& product) override;
 
+  core::Result<std::int64_t> append_output(core::WorkerCall call, std::int64_t offset,
+                                          const std::string& text) override;
+  core::Result<core::RunOutput> output(const std::string& id, const std::string& product,
+                                       std::optional<std::int64_t> epoch, std::int64_t from) override;
   core::Result<core::FleetMetrics> metrics(const std::string& product) override;
 
  private:

@@ -19,6 +19,7 @@
 #include "core/metrics.hpp"
 #include "core/profile.hpp"
 #include "core/queries.hpp"
+#include "core/run_output.hpp"
 #include "core/snapshot.hpp"
 
 namespace gigafab::core {
@@ -129,6 +130,16 @@ class Fleet {
   // Removes the factory's token (returned, without secret); not_found as for rotate.
   virtual Result<TokenRecord> revoke_token(const std::string& factory, const std::string& product) = 0;
   // --- end of API tokens
+
+  // --- run output (core/run_output.hpp)
+  // Adds the caller's run's output from byte `offset` on (fenced like a
+  // checkpoint; a retried append stores nothing twice) and returns the
+  // output's end after it.
+  virtual Result<std::int64_t> append_output(WorkerCall call, std::int64_t offset, const std::string& text) = 0;
+  // One run's output from byte `from` on; the job's latest run when `epoch`
+  // is unset. not_found when the job has no such run.
+  virtual Result<RunOutput> output(const std::string& id, const std::string& product,
+                                   std::optional<std::int64_t> epoch, std::int64_t from) = 0;
 
   // Metrics (core/metrics.hpp): job counts per stage, factory health and
   // seat utilization, starvation alerts and spend of one product, read-only

@@ -616,6 +616,12 @@ Result<Transition> checkpoint(const Snapshot& snap, const WorkerCall& call, cons
   return t;
 }
 
+Result<void> check_output_append(const Snapshot& snap, const WorkerCall& call, Millis now) {
+  auto held = check_worker(snap, call, "output", {Stage::assigned, Stage::building}, now);
+  if (!held) return held.error();
+  return {};
+}
+
 Result<Transition> report(const Snapshot& snap, const WorkerCall& call, const ReportInput& input, Millis now) {
   if (auto ok = validate_report(input); !ok) return ok.error();
   auto held = check_worker(snap, call, "report", {Stage::building}, now);

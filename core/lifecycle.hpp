@@ -102,6 +102,9 @@ struct ReportInput {
 // building -> review (the job requires review) / testing on pass; -> failed on
 // fail, or when the reported spend exceeds the job's budget (budget_exceeded).
 Result<Transition> report(const Snapshot& snap, const WorkerCall& call, const ReportInput& input, Millis now);
+// Whether the caller may add to its run's output (core/run_output.hpp): the
+// same fencing as a checkpoint, and nothing is written on the state ref.
+Result<void> check_output_append(const Snapshot& snap, const WorkerCall& call, Millis now);
 // assigned/building -> queued, keeping the checkpoint.
 Result<Transition> release(const Snapshot& snap, const WorkerCall& call, Millis now);
 

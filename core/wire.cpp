@@ -337,6 +337,25 @@ json event_to_json(const Event& e) {
           {"detail", e.detail}};
 }
 
+json run_output_to_json(const RunOutput& o) {
+  return {{"job", o.job}, {"epoch", o.epoch}, {"start", o.start}, {"end", o.end},
+          {"from", o.from}, {"text", o.text}, {"live", o.live}};
+}
+
+Result<RunOutput> run_output_from_json(const json& doc) {
+  Reader r(doc, "output", false);
+  RunOutput o;
+  o.job = r.str("job", true);
+  o.epoch = r.i64("epoch", true);
+  o.start = r.i64("start", true);
+  o.end = r.i64("end", true);
+  o.from = r.i64("from", true);
+  o.text = r.str("text", true);
+  o.live = r.get<bool>("live").value_or(false);
+  if (auto err = r.finish()) return bad_response(*err);
+  return o;
+}
+
 Result<Event> event_from_json(const json& doc) {
   Reader r(doc, "event", false);
   Event e;
@@ -748,6 +767,10 @@ json worker_request_to_json(const WorkerRequest& request) {
   switch (request.kind) {
     case WorkerRequest::Kind::renew: doc["ttl"] = request.ttl_seconds; break;
     case WorkerRequest::Kind::release: break;
+    case WorkerRequest::Kind::output:
+      doc["offset"] = request.offset;
+      doc["text"] = request.text;
+      break;
     case WorkerRequest::Kind::start: doc["stage"] = "building"; break;
     case WorkerRequest::Kind::checkpoint: doc["checkpoint"] = request.ref; break;
     case WorkerRequest::Kind::report:
@@ -770,6 +793,11 @@ Result<WorkerRequest> worker_request_from_json(const json& doc, std::optional<Wo
   if (kind) {
     req.kind = *kind;
     if (*kind == Kind::renew) req.ttl_seconds = r.get<std::int64_t>("ttl").value_or(k_default_ttl_seconds);
+    if (*kind == Kind::output) {
+      req.offset = r.i64("offset", true);
+      req.text = r.str("text", true);
+      if (req.offset < 0) r.fail("offset", "must not be negative");
+    }
   } else {
     auto stage = r.get<std::string>("stage");
     auto ref = r.get<std::string>("checkpoint");

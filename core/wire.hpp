@@ -34,6 +34,9 @@ Result<Submitted> submitted_from_json(const nlohmann::json& doc);
 nlohmann::json claimed_to_json(const Claimed& claimed);
 Result<Claimed> claimed_from_json(const nlohmann::json& doc);
 nlohmann::json event_to_json(const Event& event);
+// GET /fleet/jobs/:id/output: {"job", "epoch", "start", "end", "from", "text", "live"}
+nlohmann::json run_output_to_json(const RunOutput& output);
+Result<RunOutput> run_output_from_json(const nlohmann::json& doc);
 Result<Event> event_from_json(const nlohmann::json& doc);
 nlohmann::json audit_entry_to_json(const AuditEntry& entry);
 Result<AuditEntry> audit_entry_from_json(const nlohmann::json& doc);
@@ -86,17 +89,19 @@ Result<ClaimInput> claim_request_from_json(const nlohmann::json& doc);
 // whose body carries exactly one of "stage": "building" (start),
 // "checkpoint": REF, or "result": "pass"|"fail" (report).
 struct WorkerRequest {
-  enum class Kind { renew, release, start, checkpoint, report };
+  enum class Kind { renew, release, start, checkpoint, report, output };
   Kind kind = Kind::start;
   std::string factory;  // may be empty when the token names it
   std::int64_t epoch = 0;
   std::int64_t ttl_seconds = k_default_ttl_seconds;  // renew
   std::string ref;                                   // checkpoint
   ReportInput report;                                // report
+  std::int64_t offset = 0;                           // output: {"offset", "text"}
+  std::string text;                                  // output
 };
 nlohmann::json worker_request_to_json(const WorkerRequest& request);
-// `kind` is renew or release for the lease routes; unset for PATCH, where the
-// body says which it is.
+// `kind` is renew or release for the lease routes, output for POST
+// /fleet/jobs/:id/output; unset for PATCH, where the body says which it is.
 Result<WorkerRequest> worker_request_from_json(const nlohmann::json& doc,
                                                std::optional<WorkerRequest::Kind> kind);
 

@@ -478,4 +478,54 @@ Result<std::vector<core::Event>> LocalFleet::events(const std::string& id, const
   return core::list_events(**snap, id, after);
 }
 
+Result<std::int64_t> LocalFleet::append_output(core::WorkerCall call, std::int64_t offset, const std::string& text) {
+  call.actor = m_actor;
+  if (auto ok = core::validate_worker_call(call); !ok) return ok.error();
+  std::int64_t end = 0;
+  auto committed = m_store.transact_on(
+      core::k_logs_ref,
+      [&](const core::Snapshot& logs) -> Result<core::Change> {
+        // The fence is checked against the state as it is now (fetched
+        // just before, with a remote): output of a run whose lease is gone
+        // is refused like any other call of a stale worker.
+        auto state = m_store.snapshot();
+        if (!state) return state.error();
+        if (auto ok = core::check_output_append(**state, call, core::now_millis()); !ok) return ok.error();
+        auto appended = core::append_run_output(logs, call.job_id, call.epoch, offset, text);
+        if (!appended) return appended.error();
+        end = appended->end;
+        if (!appended->change.empty()) appended->change.trailers.emplace_back("Gigafab-Factory", call.factory);
+        return std::move(appended->change);
+      },
+      m_actor, true);
+  if (!committed) return committed.error();
+  return end;
+}
+
+Result<core::RunOutput> LocalFleet::output(const std::string& id, const std::string& product,
+                                           std::optional<std::int64_t> epoch, std::int64_t from) {
+  if (auto ok = core::validate_job_id(id); !ok) return ok.error();
+  if (epoch && *epoch < 1) return core::make_error(core::ErrorCode::usage, "--epoch must be a positive integer");
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  if (auto job = core::load_job(**snap, id, product); !job) return job.error();
+  auto runs = core::list_runs(**snap, id);
+  if (!runs) return runs.error();
+  const core::Run* run = nullptr;
+  for (const auto& r : *runs) {
+    if (!epoch || r.epoch == *epoch) run = &r;
+  }
+  if (!run) {
+    return core::make_error(core::ErrorCode::not_found,
+                            epoch ? "job " + id + " has no run with epoch " + std::to_string(*epoch)
+                                  : "job " + id + " has not run yet");
+  }
+  auto logs = m_store.snapshot_of(core::k_logs_ref);
+  if (!logs) return logs.error();
+  auto out = core::read_run_output(**logs, id, run->epoch, from);
+  if (!out) return out.error();
+  out->live = run->ended_at == 0;
+  return out;
+}
+
 }  // namespace gigafab::gitstore

@@ -61,6 +61,9 @@ class LocalFleet final : public core::Fleet {
   // for anything but a live token. Reads one document of the current tip.
   Result<core::Principal> authenticate(std::string_view token);
   // --- end of API tokens
+  Result<std::int64_t> append_output(core::WorkerCall call, std::int64_t offset, const std::string& text) override;
+  Result<core::RunOutput> output(const std::string& id, const std::string& product,
+                                 std::optional<std::int64_t> epoch, std::int64_t from) override;
   Result<core::FleetMetrics> metrics(const std::string& product) override;
   // Local only (for the Prometheus endpoint, which reports every product):
   // the metrics of every product in the store, from one read of its job

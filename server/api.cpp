@@ -67,7 +67,7 @@ struct Call {
 Response json_response(const json& doc, int status = 200) {
   Response r;
   r.status = status;
-  r.body = doc.dump() + "\n";
+  r.body = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   return r;
 }
 
@@ -154,6 +154,8 @@ struct Api::Impl {
     add("GET", "/api/fleet/jobs/:id/events", &Impl::events);
     add("GET", "/api/fleet/jobs/:id/explain", &Impl::explain);
     add("GET", "/api/fleet/jobs/:id/log", &Impl::job_log);
+    add("GET", "/api/fleet/jobs/:id/output", &Impl::output);
+    add("POST", "/api/fleet/jobs/:id/output", &Impl::append_output);
     add("GET", "/api/fleet/log", &Impl::log);
     add("POST", "/api/fleet/reap", &Impl::reap);
     add("POST", "/api/fleet/factories/heartbeat", &Impl::heartbeat);
@@ -361,6 +363,12 @@ struct Api::Impl {
     auto factory = acting_factory(call, req->factory);
     if (!factory) return failed(factory.error());
     core::WorkerCall wc{call.param("id"), *factory, req->epoch, call.caller.product, actor_of(call.caller)};
+    if (req->kind == Kind::output) {
+      auto end = with_fleet(call.caller, false,
+                            [&](gitstore::LocalFleet& f) { return f.append_output(wc, req->offset, req->text); });
+      if (!end) return failed(end.error());
+      return json_response({{"end", *end}});
+    }
     if (req->kind == Kind::renew) {
       auto lease = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) { return f.renew(wc, req->ttl_seconds); });
       if (!lease) return failed(lease.error());
@@ -380,6 +388,7 @@ struct Api::Impl {
 
   Response patch(Call& call) { return worker(call, std::nullopt); }
   Response renew(Call& call) { return worker(call, core::WorkerRequest::Kind::renew); }
+  Response append_output(Call& call) { return worker(call, core::WorkerRequest::Kind::output); }
   Response release(Call& call) { return worker(call, core::WorkerRequest::Kind::release); }
 
   Response action(Call& call) {
@@ -464,6 +473,27 @@ struct Api::Impl {
     auto doc = list_json<core::Event>(events, "events", core::event_to_json);
     if (!doc) return failed(doc.error());
     return json_response(*doc);
+  }
+
+  // GET /fleet/jobs/:id/output?epoch=N&from=BYTE
+  Response output(Call& call) {
+    if (auto ok = check_query(call.request, {"epoch", "from"}); !ok) return failed(ok.error());
+    std::optional<std::int64_t> epoch;
+    std::int64_t from = 0;
+    if (auto it = call.request.query.find("epoch"); it != call.request.query.end()) {
+      epoch = parse_count(it->second);
+      if (!epoch || *epoch < 1) return failed(field_error("epoch", "epoch must be a positive integer"));
+    }
+    if (auto it = call.request.query.find("from"); it != call.request.query.end()) {
+      auto parsed = parse_count(it->second);
+      if (!parsed) return failed(field_error("from", "from must be a non-negative integer"));
+      from = *parsed;
+    }
+    auto out = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) {
+      return f.output(call.param("id"), call.caller.product, epoch, from);
+    });
+    if (!out) return failed(out.error());
+    return json_response(core::run_output_to_json(*out));
   }
 
   static std::optional<std::int64_t> parse_count(const std::string& text) {

@@ -20,10 +20,19 @@ namespace gigafab::cli::agent {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using core::Result;
 constexpr size_t k_log_keep = 1u << 20;  // the run log keeps the last 1 MiB
 
-// The engine's output: appended to the run log, whose file is cut back to
-// its last k_log_keep bytes whenever it doubles.
+// Drops the first `n` bytes of `text`, and the rest of a character cut there.
+void drop_front(std::string& text, size_t n) {
+  while (n < text.size() && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) ++n;
+  text.erase(0, n);
+}
+
+// The engine's output, made UTF-8 as it arrives: appended to the run log
+// file (cut back to its last k_log_keep bytes whenever it doubles), and
+// stored in the fleet by flush() so that `gigafab logs` reads it from any
+// host.
 class RunLog {
  public:
   explicit RunLog(const std::string& path) : m_path(path) {
@@ -33,9 +42,40 @@ class RunLog {
     trim(k_log_keep);
     if (m_fd >= 0) ::close(m_fd);
   }
-  void append(const std::string& text) {
+  void append(const std::string& bytes) { add(m_utf8.feed(bytes)); }
+  // The end of the engine's output (a sequence cut short is replaced).
+  void close_stream() { add(m_utf8.finish()); }
+  void note(const std::string& line) {
+    close_stream();
+    add("gigafab agent: " + line + "\n");
+  }
+  // The tail of the output (at least the last 1 MiB).
+  const std::string& tail() const { return m_tail; }
+
+  // Stores what the fleet does not have yet, in pieces of at most
+  // k_output_append_limit bytes; output that has left the tail is skipped.
+  Result<void> flush(SharedFleet& fleet, const core::WorkerCall& call) {
+    std::int64_t tail_start = m_total - static_cast<std::int64_t>(m_tail.size());
+    if (m_flushed < tail_start) m_flushed = tail_start;
+    while (m_flushed < m_total) {
+      size_t at = static_cast<size_t>(m_flushed - tail_start);
+      size_t n = std::min(core::k_output_append_limit, m_tail.size() - at);
+      while (at + n < m_tail.size() && n > 0 && (static_cast<unsigned char>(m_tail[at + n]) & 0xC0) == 0x80) --n;
+      std::string piece = m_tail.substr(at, n);
+      auto end = fleet.with([&](core::Fleet& f) { return f.append_output(call, m_flushed, piece); });
+      if (!end) return end.error();
+      m_flushed += static_cast<std::int64_t>(n);
+    }
+    return {};
+  }
+  bool unflushed() const { return m_flushed < m_total; }
+
+ private:
+  void add(const std::string& text) {
+    if (text.empty()) return;
     m_tail += text;
-    if (m_tail.size() > 2 * k_log_keep) m_tail.erase(0, m_tail.size() - k_log_keep);
+    m_total += static_cast<std::int64_t>(text.size());
+    if (m_tail.size() > 2 * k_log_keep) drop_front(m_tail, m_tail.size() - k_log_keep);
     if (m_fd >= 0) {
       size_t done = 0;
       while (done < text.size()) {
@@ -47,14 +87,10 @@ class RunLog {
     }
     trim(2 * k_log_keep);
   }
-  void note(const std::string& line) { append("gigafab agent: " + line + "\n"); }
-  // The tail of the output (at least the last 1 MiB).
-  const std::string& tail() const { return m_tail; }
-
- private:
   void trim(size_t limit) {
     if (m_fd < 0 || m_size <= limit) return;
-    std::string keep = m_tail.size() > k_log_keep ? m_tail.substr(m_tail.size() - k_log_keep) : m_tail;
+    std::string keep = m_tail;
+    if (keep.size() > k_log_keep) drop_front(keep, keep.size() - k_log_keep);
     if (::ftruncate(m_fd, 0) != 0) return;
     ::lseek(m_fd, 0, SEEK_SET);
     m_size = 0;
@@ -70,6 +106,9 @@ class RunLog {
   int m_fd = -1;
   size_t m_size = 0;
   std::string m_tail;
+  core::Utf8Stream m_utf8;
+  std::int64_t m_total = 0;    // bytes of output so far
+  std::int64_t m_flushed = 0;  // bytes the fleet has
 };
 
 void say(const std::string& job_id, const std::string& text) {
@@ -213,7 +252,16 @@ Outcome run_job(const AgentConfig& config, SharedFleet& fleet, const core::Claim
   if (child.pid < 0) {
     log.note("cannot start the engine");
   }
+  // The output reaches the fleet every few seconds while the engine runs,
+  // and all of it before the job is reported or released.
+  bool output_failed = false;
+  auto store_output = [&] {
+    auto stored = log.flush(fleet, call);
+    if (!stored && !output_failed) say(id, "cannot store the engine's output (will retry): " + stored.error().message);
+    output_failed = !stored;
+  };
   auto started_at = Clock::now();
+  auto next_flush = started_at + std::chrono::milliseconds(config.output_every_ms);
   auto renew_every = std::chrono::milliseconds(std::max<std::int64_t>(200, config.ttl_seconds * 1000 / 3));
   auto next_renew = started_at + renew_every;
   bool timed_out = false, stopping = false, fenced = false;
@@ -230,6 +278,10 @@ Outcome run_job(const AgentConfig& config, SharedFleet& fleet, const core::Claim
     status = poll_exit(child.pid);
     if (status >= 0) break;
     auto now = Clock::now();
+    if (now >= next_flush && log.unflushed()) {
+      store_output();
+      next_flush = Clock::now() + std::chrono::milliseconds(config.output_every_ms);
+    }
     if (now >= next_renew) {
       auto renewed = fleet.with([&](core::Fleet& f) { return f.renew(call, config.ttl_seconds); });
       if (renewed) {
@@ -298,6 +350,7 @@ Outcome run_job(const AgentConfig& config, SharedFleet& fleet, const core::Claim
     log.note(saved.error().message);
   }
 
+  store_output();
   Outcome outcome;
   if (stopping) {
     outcome = release("agent stopping");

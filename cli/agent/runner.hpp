@@ -3,7 +3,8 @@
 // The job's life on a seat: clone the job's repository into
 // <workdir>/<id>-e<epoch> (from the checkpoint branch when there is one),
 // start, run the engine in its own process group with the lease renewed every
-// ttl/3, then commit and push the worktree to gigafab/<id>, checkpoint, and
+// ttl/3 and its output stored in the fleet every few seconds (`gigafab
+// logs`), then commit and push the worktree to gigafab/<id>, checkpoint, and
 // report pass/fail. A fenced renewal kills the engine and abandons the job
 // (someone else holds it now); the wall budget kills it and reports
 // budget_exceeded; a stop request kills it, pushes and releases the job.
@@ -30,6 +31,7 @@ struct AgentConfig {
   std::optional<std::string> engine_command;  // --engine-command: the shell engine's command
   std::map<std::string, Engine> engines;      // from engines.toml
   int kill_grace_ms = 5000;                   // GIGAFAB_KILL_GRACE
+  int output_every_ms = 2000;                 // how often the engine's output is stored
 };
 
 // The fleet, shared by the seats one call at a time.
