@@ -124,6 +124,49 @@ run gf --json show "$B"
 expect_eq "$(json 'd["stage"]')" failed "timed-out job through --api"
 expect_eq "$(json 'd["reason"]')" budget_exceeded "reason through --api"
 
+# The two-agent scenario through --api: two factories, each with its own
+# token and two seats, drain 12 jobs through `gigafab serve`. (Their own
+# capability keeps the factories registered above out of the routing.)
+TA=$(gf factory enroll fapi-a --caps linux,api --seats 2 2>/dev/null)
+TB=$(gf factory enroll fapi-b --caps linux,api --seats 2 2>/dev/null)
+api_ids=()
+for i in $(seq 12); do
+  manifest api$i.md "API job $i" "capabilities = [\"linux\", \"api\"]\n[repo]\nurl = \"$REPO\"\n"
+  api_ids+=("$(gf submit api$i.md)")
+done
+api_agent() {  # api_agent NAME TOKEN: an agent on $URL in the background, draining
+  env -u GIGAFAB_STORE "$GIGAFAB" --api "$URL" --token "$2" agent --factory "$1" --caps linux,api --seats 2 --drain \
+    --poll 0.2 --ttl 30 --engine shell --engine-command "$ENGINE" --workdir "$TEST_DIR/work-$1" \
+    >"$TEST_DIR/$1.out" 2>"$TEST_DIR/$1.err" &
+}
+api_agent fapi-a "$TA"
+PA=$!
+api_agent fapi-b "$TB"
+PB=$!
+BACKGROUND_PIDS+=("$PA" "$PB")
+wait "$PA" || fail "agent fapi-a exited $?: $(cat fapi-a.err)"
+wait "$PB" || fail "agent fapi-b exited $?: $(cat fapi-b.err)"
+for id in "${api_ids[@]}"; do
+  run gf --json show "$id"  # one python per job: the fields, |-separated
+  fields=$(json '"|".join(str(x) for x in [d["stage"], len(d["runs"]), d["checkpoint"]] + [d["runs"][0][k] for k in ("factory", "tokens", "summary")])')
+  IFS='|' read -r stage n_runs checkpoint factory tokens summary <<<"$fields"
+  expect_eq "$stage" testing "stage of $id (--api)"
+  expect_eq "$n_runs" 1 "runs of $id (--api)"
+  expect_eq "$checkpoint" "gigafab/$id" "checkpoint of $id (--api)"
+  [[ "$factory" == fapi-[ab] ]] || fail "factory of $id (--api): $factory"
+  expect_eq "$tokens" 1234 "tokens of $id (--api)"
+  expect_eq "$summary" "fake engine did $id" "summary of $id (--api)"
+  run gf log "$id"
+  expect_eq "$(awk '{print $3}' <<<"$OUT" | grep -c '^claim$')" 1 "claims of $id (--api)"
+  expect_eq "$(awk '{print $3}' <<<"$OUT" | tr '\n' ' ')" "submit claim start checkpoint report " "log of $id (--api)"
+  work=$(git --git-dir target.git show "gigafab/$id:work.txt") || fail "no gigafab/$id branch with work.txt (--api)"
+  [[ "$work" == "$id epoch 1" ]] || fail "work.txt of $id (--api): $work"
+done
+grep -q claimed fapi-a.err || fail "agent fapi-a claimed nothing: $(cat fapi-a.err)"
+grep -q claimed fapi-b.err || fail "agent fapi-b claimed nothing: $(cat fapi-b.err)"
+n_logs=$(ls work-fapi-a/*.log work-fapi-b/*.log | wc -l)
+expect_eq "$n_logs" 12 "run logs of the --api agents"
+
 # Bad options change nothing.
 manifest r.md "Reason" "capabilities = [\"rsn\"]\n"
 R=$(gf submit r.md)
