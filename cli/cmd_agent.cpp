@@ -126,6 +126,7 @@ Runner define_agent(CLI::App& app, Context&) {
     std::condition_variable seat_freed;
     std::list<Seat> seats;
     std::int64_t claimed_count = 0;
+    bool said_deferred = false;
     auto last_beat = std::chrono::steady_clock::now();
     std::optional<core::Error> fatal;
 
@@ -175,7 +176,14 @@ Runner define_agent(CLI::App& app, Context&) {
       if (!claimed) {
         ErrorCode code = claimed.error().code;
         if (code == ErrorCode::nothing_to_claim) {
-          if (o->drain && seats.empty()) break;
+          // Jobs left for a better-fitting factory return to all after the
+          // defer window: draining waits for them.
+          bool deferred = claimed.error().reason == "deferred";
+          if (o->drain && seats.empty() && !deferred) break;
+          if (deferred && !said_deferred) {
+            std::fprintf(stderr, "gigafab: agent: %s; waiting\n", claimed.error().message.c_str());
+            said_deferred = true;
+          }
         } else if (code == ErrorCode::usage || code == ErrorCode::unauthorized) {
           fatal = claimed.error();
           break;

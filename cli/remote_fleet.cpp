@@ -47,23 +47,27 @@ struct Reply {
   long status = 0;
   std::string body;
   std::string message;  // X-Gigafab-Message (a 204 claim says why here)
+  std::string reason;   // X-Gigafab-Reason (e.g. "deferred")
 };
 
 std::size_t read_header(char* data, std::size_t size, std::size_t count, void* user) {
   std::string_view line(data, size * count);
   auto* reply = static_cast<Reply*>(user);
-  if (line.rfind("HTTP/", 0) == 0) reply->message.clear();  // a new response (after a redirect or 100)
+  if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a redirect or 100)
+    reply->message.clear();
+    reply->reason.clear();
+  }
   auto colon = line.find(':');
   if (colon != std::string_view::npos) {
     std::string name(line.substr(0, colon));
     std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (name == "x-gigafab-message") {
+    if (name == "x-gigafab-message" || name == "x-gigafab-reason") {
       std::string_view value = line.substr(colon + 1);
       while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
       while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
         value.remove_suffix(1);
       }
-      reply->message = std::string(value);
+      (name == "x-gigafab-message" ? reply->message : reply->reason) = std::string(value);
     }
   }
   return size * count;
@@ -318,8 +322,10 @@ Result<core::Claimed> RemoteFleet::claim(const core::ClaimInput& input) {
     if (!reply) return reply.error();
     if (reply->status == 204) {
       if (remaining > 0) continue;
-      return make_error(ErrorCode::nothing_to_claim,
-                        reply->message.empty() ? "nothing to claim for " + input.factory : reply->message);
+      core::Error error = make_error(ErrorCode::nothing_to_claim,
+                               reply->message.empty() ? "nothing to claim for " + input.factory : reply->message);
+      error.reason = reply->reason;
+      return error;
     }
     if (reply->status < 200 || reply->status >= 300) return m->failure(*reply, "/api/fleet/claim");
     json doc = json::parse(reply->body, nullptr, false);

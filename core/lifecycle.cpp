@@ -454,7 +454,11 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
       why += "]";
       if (deferred) why += " or " + std::to_string(deferred) + " left for better-fitting factories";
     }
-    return make_error(ErrorCode::nothing_to_claim, "nothing to claim for " + request.factory + ": " + why);
+    Error error = make_error(ErrorCode::nothing_to_claim, "nothing to claim for " + request.factory + ": " + why);
+    // Deferred jobs come back to everyone once the defer window passes:
+    // a draining agent waits for them rather than leaving them behind.
+    if (deferred) error.reason = "deferred";
+    return error;
   }
 
   auto job = load_job(snap, best->id, request.product);

@@ -437,6 +437,7 @@ struct Api::Impl {
           r.status = 204;
           r.body.clear();
           r.headers.emplace_back("X-Gigafab-Message", claimed.error().message);
+          if (!claimed.error().reason.empty()) r.headers.emplace_back("X-Gigafab-Reason", claimed.error().reason);
           return r;
         }
         return failed(claimed.error());

@@ -160,8 +160,8 @@ expect_stage testing "$changelog"
 
 note "One job in full: its run (factory, tokens, cost, summary) and its checkpoint branch"
 step "$gigafab" show "$top"
-note "That run's log: the engine's output (the JSON line is its spend, the last line the summary)"
-step cat work-demo-*/"$top"-e1.log
+note "That run's output, as stored in the fleet (readable from any host; the JSON line is its spend)"
+step "$gigafab" logs "$top"
 note "Its audit trail, one line per transition (a commit each in the store)"
 step "$gigafab" log "$top"
 

@@ -156,4 +156,19 @@ expect_err "cannot clone $TEST_DIR/nope.git"
 expect_err "released"
 run gf --json show "$N"
 expect_eq "$(json 'd["stage"]')" queued "job on an unreachable repository"
+
+# 6. --drain waits for a job the router holds back for a better-fitting
+# factory (here one that is registered but runs no agent), and takes it once
+# the defer window has passed instead of exiting and leaving it queued.
+gf weights set defer_window=3s >/dev/null
+gf factory heartbeat --factory exact --caps tidy >/dev/null
+D=$(job deferred.md "Deferred" "" 'capabilities = ["tidy"]\n')
+start=$(date +%s%N)
+run gf agent --factory broad --caps tidy,gpu,macos,linux --drain --poll 0.2 --engine shell \
+  --engine-command "$ENGINE" --workdir work-broad
+expect_rc 0
+expect_err "left for better-fitting factories; waiting"
+expect_stage "$D" testing
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$elapsed" -ge 1500 ] || fail "the job was not held back (${elapsed} ms)"
 pass
