@@ -159,7 +159,9 @@ expect_eq "$(json 'd["stage"]')" queued "job on an unreachable repository"
 
 # 6. --drain waits for a job the router holds back for a better-fitting
 # factory (here one that is registered but runs no agent), and takes it once
-# the defer window has passed instead of exiting and leaving it queued.
+# the defer window has passed instead of exiting and leaving it queued. (In a
+# product of its own, so no job left over from above gets in the way.)
+export GIGAFAB_PRODUCT=defer
 gf weights set defer_window=3s >/dev/null
 gf factory heartbeat --factory exact --caps tidy >/dev/null
 D=$(job deferred.md "Deferred" "" 'capabilities = ["tidy"]\n')
@@ -168,7 +170,9 @@ run gf agent --factory broad --caps tidy,gpu,macos,linux --drain --poll 0.2 --en
   --engine-command "$ENGINE" --workdir work-broad
 expect_rc 0
 expect_err "left for better-fitting factories; waiting"
+expect_err "claimed $D"
 expect_stage "$D" testing
 elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
 [ "$elapsed" -ge 1500 ] || fail "the job was not held back (${elapsed} ms)"
+unset GIGAFAB_PRODUCT
 pass
