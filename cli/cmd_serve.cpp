@@ -1,4 +1,4 @@
-// gigafab serve [--listen HOST:PORT] [--max-body BYTES] [--keepalive SECONDS] [--threads N]
+// gigafab serve [--listen HOST:PORT] [--max-body BYTES] [--keepalive SECONDS] [--threads N] [--no-group-commit]
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -14,6 +14,7 @@ Runner define_serve(CLI::App& app, Context&) {
   struct Options {
     std::string listen = "127.0.0.1:7070";
     server::ServeOptions serve;
+    bool no_group_commit = false;
   };
   auto opts = std::make_shared<Options>();
   app.add_option("--listen", opts->listen, "address to listen on, HOST:PORT (port 0: any free port)")
@@ -27,11 +28,14 @@ Runner define_serve(CLI::App& app, Context&) {
   app.add_option("--threads", opts->serve.threads, "concurrent connections served (each SSE stream holds one)")
       ->capture_default_str()
       ->check(CLI::Range(4, 1024));
+  app.add_flag("--no-group-commit", opts->no_group_commit,
+               "one commit per request (default: requests that arrive together share one commit and one fsync)");
   return [opts](Context& ctx) -> Result<void> {
     if (auto ok = server::parse_listen(opts->listen, opts->serve); !ok) return ok.error();
     auto fleet = ctx.local_fleet("serve");
     if (!fleet) return fleet.error();
     server::Api api(**fleet);
+    api.set_group_commit(!opts->no_group_commit);
     auto served = server::serve(api, opts->serve, [&](const std::string& url) {
       // Scripts wait for this line (it carries the port when --listen used 0).
       std::printf("gigafab: serving %s/api/fleet (store %s)\n", url.c_str(), (*fleet)->store().path().c_str());

@@ -81,6 +81,73 @@ std::string oid_hex(const git_oid& oid) {
 // A read-only view of one state tree. Subtrees are looked up once and kept,
 // so the many reads an operation makes in one directory (the queue index, a
 // job's files) parse each tree object once instead of once per read.
+// A view owned by someone else (the open group's), for as long as it lives.
+class BorrowedSnapshot final : public core::Snapshot {
+ public:
+  explicit BorrowedSnapshot(const core::Snapshot& view) : m_view(view) {}
+  Result<std::optional<std::string>> read(std::string_view path) const override { return m_view.read(path); }
+  Result<std::vector<std::string>> list(std::string_view dir) const override { return m_view.list(dir); }
+
+ private:
+  const core::Snapshot& m_view;
+};
+
+// A group commit's message: a subject, one block per operation (its summary
+// line, then its trailers), and the group's own trailers last, so plain
+// `git log` reads it and git's trailer parser sees "Gigafab-Op: group".
+std::string group_message(const std::vector<core::Change>& operations) {
+  std::string out = "group: " + std::to_string(operations.size()) + " operations\n";
+  auto flat = [](std::string text) {
+    for (char& c : text) {
+      if (c == '\n' || c == '\r') c = ' ';
+    }
+    return text;
+  };
+  for (const auto& op : operations) {
+    out += "\n" + flat(op.summary) + "\n";
+    for (const auto& [key, value] : op.trailers) out += key + ": " + flat(value) + "\n";
+  }
+  out += "\nGigafab-Op: group\nGigafab-Operations: " + std::to_string(operations.size());
+  return out;
+}
+
+// The operations of a group commit's message, oldest first.
+std::vector<CommitInfo> group_operations(const std::string& message, const CommitInfo& commit) {
+  std::vector<std::string> paragraphs;
+  std::size_t start = 0;
+  while (start <= message.size()) {
+    std::size_t end = message.find("\n\n", start);
+    if (end == std::string::npos) end = message.size();
+    paragraphs.push_back(message.substr(start, end - start));
+    start = end + 2;
+  }
+  std::vector<CommitInfo> out;
+  // The first paragraph is the subject, the last the group's trailers.
+  for (std::size_t i = 1; i + 1 < paragraphs.size(); ++i) {
+    CommitInfo op;
+    op.oid = commit.oid;
+    op.time = commit.time;
+    std::size_t line_start = 0;
+    bool first = true;
+    const std::string& text = paragraphs[i];
+    while (line_start < text.size()) {
+      std::size_t nl = text.find('\n', line_start);
+      if (nl == std::string::npos) nl = text.size();
+      std::string line = text.substr(line_start, nl - line_start);
+      line_start = nl + 1;
+      if (first) {
+        op.summary = line;
+        first = false;
+        continue;
+      }
+      std::size_t colon = line.find(": ");
+      if (colon != std::string::npos) op.trailers.emplace_back(line.substr(0, colon), line.substr(colon + 2));
+    }
+    out.push_back(std::move(op));
+  }
+  return out;
+}
+
 class TreeSnapshot final : public core::Snapshot {
  public:
   TreeSnapshot(git_repository* repo, git_tree* root) : m_repo(repo), m_root(root) {}
@@ -293,6 +360,18 @@ struct Store::Impl {
   // fresh, since the push's compare-and-swap catches a stale one anyway.
   std::chrono::steady_clock::time_point fetched_at{};
 
+  // The open group commit (Store::begin_group): its base, the merged change
+  // and each operation's own change (for its audit block), and the view the
+  // operations read.
+  struct Group {
+    git_oid base{};
+    std::unique_ptr<core::Snapshot> base_snap;
+    core::Change merged;
+    std::vector<core::Change> operations;
+    std::unique_ptr<core::OverlaySnapshot> view;
+  };
+  std::unique_ptr<Group> group;
+
   ~Impl() {
     if (repo) git_repository_free(repo);  // frees the odb and its backends
   }
@@ -464,8 +543,16 @@ struct Store::Impl {
         }
         git_message_trailer_array_free(&trailers);
       }
-      out.push_back(std::move(info));
-      if (limit && out.size() >= limit) break;
+      if (info.trailer("Gigafab-Op") == "group") {
+        auto ops = group_operations(git_commit_message(commit.get()), info);
+        for (auto it = ops.rbegin(); it != ops.rend(); ++it) out.push_back(std::move(*it));
+      } else {
+        out.push_back(std::move(info));
+      }
+      if (limit && out.size() >= limit) {
+        out.resize(limit);
+        break;
+      }
     }
     return out;
   }
@@ -664,6 +751,7 @@ Result<Store> Store::init(const std::string& path, const InitOptions& options, c
 }
 
 Result<std::unique_ptr<core::Snapshot>> Store::snapshot() const {
+  if (m_impl->group) return std::unique_ptr<core::Snapshot>(std::make_unique<BorrowedSnapshot>(*m_impl->group->view));
   auto tip = m_impl->tip();
   if (!tip) return tip.error();
   auto tree = m_impl->tree_of(**tip);
@@ -672,7 +760,81 @@ Result<std::unique_ptr<core::Snapshot>> Store::snapshot() const {
 }
 
 Result<std::string> Store::transact(const Operation& op, const std::string& actor) {
+  if (auto& group = m_impl->group) {
+    auto change = op(*group->view);
+    if (!change) return change.error();
+    if (!change->empty()) {
+      for (auto& [path, content] : change->writes) group->merged.writes[path] = content;
+      group->operations.push_back(std::move(*change));
+    }
+    return oid_hex(group->base);  // the commit comes with commit_group()
+  }
   return transact_on(k_state_ref, op, actor, true);
+}
+
+Result<bool> Store::begin_group() {
+  if (m_impl->group) return make_error(ErrorCode::error, "a group commit is already open");
+  if (m_impl->remote) return false;
+  auto tip = m_impl->tip();
+  if (!tip) return tip.error();
+  if (!*tip) return make_error(ErrorCode::error, "the store has no state ref");
+  auto tree = m_impl->tree_of(**tip);
+  if (!tree) return tree.error();
+  auto group = std::make_unique<Impl::Group>();
+  group->base = **tip;
+  group->base_snap = std::make_unique<TreeSnapshot>(m_impl->repo, *tree);
+  group->view = std::make_unique<core::OverlaySnapshot>(*group->base_snap, group->merged);
+  m_impl->group = std::move(group);
+  return true;
+}
+
+bool Store::in_group() const { return m_impl->group != nullptr; }
+
+void Store::abandon_group() { m_impl->group.reset(); }
+
+Result<void> Store::commit_group(const std::string& actor) {
+  if (!m_impl->group) return make_error(ErrorCode::error, "no group commit is open");
+  std::unique_ptr<Impl::Group> group = std::move(m_impl->group);
+  if (group->operations.empty()) return {};
+  auto lock = WriterLock::acquire(m_impl->path);
+  if (!lock) return lock.error();
+  auto lost = [] {
+    Error e = make_error(ErrorCode::conflict, "the state ref moved while a group commit was open");
+    e.reason = "group_lost";
+    return e;
+  };
+  auto tip = m_impl->tip();
+  if (!tip) return tip.error();
+  if (!*tip || !git_oid_equal(&**tip, &group->base)) return lost();
+  core::Change all;
+  all.writes = std::move(group->merged.writes);
+  all.summary = group->operations.size() == 1 ? group->operations.front().message()
+                                              : group_message(group->operations);
+  while (!all.summary.empty() && all.summary.back() == '\n') all.summary.pop_back();
+  auto commit = m_impl->write_commit(&group->base, all, actor);
+  if (!commit) return commit.error();
+  const core::Millis lock_deadline = core::now_millis() + 10'000;
+  for (;;) {
+    RefHandle ref;
+    int rc = git_reference_create_matching(ref.out(), m_impl->repo, k_state_ref, &*commit, 1, &group->base,
+                                           group->operations.front().summary.c_str());
+    if (rc == 0) break;
+    if (rc == GIT_EMODIFIED) return lost();
+    if (rc == GIT_ELOCKED) {
+      if (m_impl->recover_stale_ref_lock(k_state_ref)) continue;
+      if (core::now_millis() > lock_deadline) {
+        return make_error(ErrorCode::error, "cannot update " + std::string(k_state_ref) + ": " + m_impl->path + "/" +
+                                                k_state_ref + ".lock is held by another process");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    return git_failure("cannot update " + std::string(k_state_ref));
+  }
+  if (auto ok = m_impl->consolidate_packs(); !ok) {
+    std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
+  }
+  return {};
 }
 
 Result<std::unique_ptr<core::Snapshot>> Store::snapshot_of(const char* ref) const {

@@ -90,8 +90,25 @@ class Store {
   // beats). Holds the writer lock meanwhile.
   Result<GcStats> gc();
 
-  // Commits of the state ref, newest first; all when limit is 0.
+  // The operations of the state ref's history, newest first (a group commit
+  // gives one entry per operation, all with its commit id); all when limit is 0.
   Result<std::vector<CommitInfo>> history(std::size_t limit = 0) const;
+
+  // ---- group commit (gigafab serve) -----------------------------------------
+  // Between begin_group() and commit_group(), transact() on the state ref runs
+  // its operation against the group's view (the tip at begin_group, plus the
+  // changes of the operations before it) and only records the change;
+  // snapshot() is that view. commit_group() writes them all as one commit
+  // (one audit block per operation) whose parent is the tip at begin_group,
+  // moved there by compare-and-swap: one pack and one fsync serve the whole
+  // group. When the ref moved meanwhile nothing is written and the error's
+  // reason is "group_lost": run the group's operations again. A store with a
+  // git remote does not group (begin_group returns false); writes commit one
+  // by one as always. Other refs (liveness, logs) are written at once.
+  Result<bool> begin_group();
+  Result<void> commit_group(const std::string& actor);
+  void abandon_group();
+  bool in_group() const;
 
   // ---- the coordinating git remote (gitstore/remote.hpp) -------------------
   // With a remote (config gigafab.remote), every write fetches the remote's

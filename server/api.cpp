@@ -118,6 +118,21 @@ struct Api::Impl {
   gitstore::LocalFleet* fleet;
   std::mutex fleet_mutex;
 
+  // Group commit: mutations that arrive while others are being written wait
+  // in `pending`; the next thread to find no leader runs them all, one after
+  // another against the fleet's group view, and commits them as one commit.
+  struct Mutation {
+    std::string actor;
+    std::function<void(gitstore::LocalFleet&)> run;  // stores its own result
+    bool done = false;
+  };
+  bool group_commit = true;
+  std::mutex group_mutex;
+  std::condition_variable group_cv;
+  std::vector<Mutation*> pending;
+  bool leading = false;
+  std::size_t max_group = 256;
+
   std::mutex change_mutex;
   std::condition_variable change_cv;
   std::uint64_t changes = 0;
@@ -175,12 +190,71 @@ struct Api::Impl {
   // wakes the waiters.
   template <typename Fn>
   auto with_fleet(const Caller& caller, bool mutates, Fn&& fn) {
+    if (mutates && group_commit) {
+      std::optional<decltype(fn(*fleet))> result;
+      Mutation m{actor_of(caller), [&](gitstore::LocalFleet& f) { result.emplace(fn(f)); }};
+      run_grouped(m);
+      if (*result) notify();
+      return std::move(*result);
+    }
     std::unique_lock lock(fleet_mutex);
     fleet->set_actor(actor_of(caller));
     auto result = fn(*fleet);
     lock.unlock();
     if (mutates && result) notify();
     return result;
+  }
+
+  // Queues `m` and returns once it has run and its group is committed (or
+  // has failed: then every mutation of the group gets the error).
+  void run_grouped(Mutation& m) {
+    std::unique_lock lock(group_mutex);
+    pending.push_back(&m);
+    for (;;) {
+      if (m.done) return;
+      if (!leading) {
+        leading = true;
+        std::vector<Mutation*> batch;
+        std::size_t n = std::min(pending.size(), max_group);
+        batch.assign(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
+        pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
+        lock.unlock();
+        run_batch(batch);
+        lock.lock();
+        for (Mutation* done : batch) done->done = true;
+        leading = false;
+        group_cv.notify_all();
+        continue;
+      }
+      group_cv.wait(lock);
+    }
+  }
+
+  // Runs a batch as one group commit. A group lost to another writer of the
+  // store (a CLI, another server) runs again on the new tip; after a few
+  // losses, or without group support (a store with a git remote), each
+  // mutation commits on its own.
+  void run_batch(const std::vector<Mutation*>& batch) {
+    std::lock_guard lock(fleet_mutex);
+    gitstore::Store& store = fleet->store();
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      auto opened = store.begin_group();
+      if (!opened || !*opened) break;
+      for (Mutation* m : batch) {
+        fleet->set_actor(m->actor);
+        m->run(*fleet);
+      }
+      auto committed = store.commit_group(batch.size() == 1 ? batch.front()->actor : "gigafab serve");
+      if (committed) return;
+      if (committed.error().reason != "group_lost") break;
+    }
+    if (store.in_group()) store.abandon_group();
+    // One commit per mutation: each gets its own outcome (a failure to write
+    // that has not passed fails each the same way).
+    for (Mutation* m : batch) {
+      fleet->set_actor(m->actor);
+      m->run(*fleet);
+    }
   }
 
   static std::string actor_of(const Caller& caller) {
@@ -655,6 +729,8 @@ struct Api::Impl {
 
 Api::Api(gitstore::LocalFleet& fleet) : m(std::make_unique<Impl>(fleet)) {}
 Api::~Api() = default;
+
+void Api::set_group_commit(bool on) { m->group_commit = on; }
 
 Response Api::handle(const Request& request) {
   if (request.path == "/healthz" && request.method == "GET") return json_response({{"ok", true}});

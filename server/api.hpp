@@ -76,6 +76,9 @@ class Api {
   // by the previous call) or `timeout` passes; returns the current counter.
   std::uint64_t wait_for_change(std::uint64_t seen, std::chrono::milliseconds timeout);
   std::uint64_t change_counter();
+  // Group commit (on by default): mutations that arrive together are written
+  // as one commit, each still its own audited operation.
+  void set_group_commit(bool on);
   // Wakes every waiter (shutdown).
   void interrupt();
   bool interrupted();

@@ -90,7 +90,8 @@ manifest z.md "Zombie job" ""
 Z=$(gf --store host-a submit z.md)
 FZ=$(gf --store host-a factory enroll fz 2>/dev/null)
 gf --store host-a factory enroll fy >/dev/null 2>&1
-run gf --store host-a claim --factory fz --ttl 1
+claimed_at=$(date +%s%N)
+run gf --store host-a claim --factory fz --ttl 5
 expect_rc 0
 expect_eq "$OUT" "$Z 1" "the zombie's claim"
 http POST "/api/fleet/jobs/$Z/output" "$FZ" '{"epoch": 1, "offset": 0, "text": "alive\n"}'
@@ -101,7 +102,8 @@ before=$(git --git-dir host-a rev-parse refs/gigafab/logs)
 http POST "/api/fleet/jobs/$Z/output" "$FZ" '{"epoch": 1, "offset": 0, "text": "alive\n"}'
 expect_status 200
 expect_eq "$(git --git-dir host-a rev-parse refs/gigafab/logs)" "$before" "a retried append wrote"
-sleep 1.2
+# past the zombie's 5 s lease
+while [ $(( ($(date +%s%N) - claimed_at) / 1000000 )) -lt 5300 ]; do sleep 0.1; done
 gf --store host-a reap >/dev/null
 run gf --store host-a claim --factory fy
 expect_eq "$OUT" "$Z 2" "the new holder's claim"

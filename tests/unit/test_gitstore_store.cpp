@@ -600,3 +600,92 @@ TEST_CASE("locate returns an explicit path and otherwise finds .gigafab walking 
   REQUIRE(found_empty.ok());
   CHECK(fs::equivalent(*found_empty, tmp / ".gigafab"));
 }
+
+TEST_CASE("group commit: operations see each other, land as one commit, and history lists each") {
+  TempDir dir;
+  auto store = init_store(dir / "s");
+  std::string before = git_out(dir / "s", "rev-parse refs/gigafab/state");
+  auto opened = store.begin_group();
+  REQUIRE(opened.ok());
+  REQUIRE(*opened);
+  CHECK(store.in_group());
+  REQUIRE(store.transact(put("a.toml", "1", "first"), "tester").ok());
+  // The second operation reads what the first wrote.
+  auto second = store.transact(
+      [](const core::Snapshot& snap) -> core::Result<core::Change> {
+        auto a = snap.read("a.toml");
+        REQUIRE(a.ok());
+        REQUIRE(a->has_value());
+        core::Change change;
+        change.put("b.toml", **a + "+2");
+        change.summary = "second";
+        change.trailers = {{"Gigafab-Op", "test"}, {"Gigafab-Job", "j-b"}};
+        return change;
+      },
+      "tester");
+  REQUIRE(second.ok());
+  // A failing operation leaves no trace.
+  auto failing = store.transact(
+      [](const core::Snapshot&) -> core::Result<core::Change> { return core::make_error(core::ErrorCode::conflict, "no"); },
+      "tester");
+  CHECK_FALSE(failing.ok());
+  // Nothing is written before commit_group; the group's view has both.
+  CHECK(git_out(dir / "s", "rev-parse refs/gigafab/state") == before);
+  auto view = store.snapshot();
+  REQUIRE(view.ok());
+  CHECK((*view)->read("b.toml")->value() == "1+2");
+  REQUIRE(store.commit_group("tester").ok());
+  CHECK_FALSE(store.in_group());
+  CHECK(git_out(dir / "s", "rev-list --count " + before + "..refs/gigafab/state") == "1");
+  CHECK(git_out(dir / "s", "show refs/gigafab/state:b.toml") == "1+2");
+  CHECK(git_out(dir / "s", "log -1 --format=%s refs/gigafab/state") == "group: 2 operations");
+  CHECK(git_out(dir / "s", "log -1 --format='%(trailers:key=Gigafab-Op,valueonly)' refs/gigafab/state") == "group");
+  auto history = store.history();
+  REQUIRE(history.ok());
+  REQUIRE(history->size() >= 3);
+  CHECK((*history)[0].summary == "second");
+  CHECK((*history)[0].trailer("Gigafab-Job") == "j-b");
+  CHECK((*history)[1].summary == "first");
+  CHECK((*history)[1].trailer("Gigafab-Op") == "test");
+  CHECK((*history)[0].oid == (*history)[1].oid);
+  auto limited = store.history(1);
+  REQUIRE(limited.ok());
+  CHECK(limited->size() == 1);
+  CHECK(run(k_git + "--git-dir '" + (dir / "s") + "' fsck --strict").status == 0);
+}
+
+TEST_CASE("group commit: one operation is an ordinary commit; an empty group writes nothing") {
+  TempDir dir;
+  auto store = init_store(dir / "s");
+  std::string before = git_out(dir / "s", "rev-parse refs/gigafab/state");
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.commit_group("tester").ok());
+  CHECK(git_out(dir / "s", "rev-parse refs/gigafab/state") == before);
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.transact(put("a.toml", "1", "only"), "tester").ok());
+  REQUIRE(store.commit_group("tester").ok());
+  CHECK(git_out(dir / "s", "log -1 --format=%B refs/gigafab/state") == "only\n\nGigafab-Op: test");
+}
+
+TEST_CASE("group commit: a ref moved by another writer loses the group, which writes nothing") {
+  TempDir dir;
+  auto store = init_store(dir / "s");
+  auto other = gitstore::Store::open(dir / "s");
+  REQUIRE(other.ok());
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.transact(put("mine.toml", "1"), "tester").ok());
+  REQUIRE(other->transact(put("theirs.toml", "2"), "other").ok());
+  std::string theirs = git_out(dir / "s", "rev-parse refs/gigafab/state");
+  auto committed = store.commit_group("tester");
+  REQUIRE_FALSE(committed.ok());
+  CHECK(committed.error().reason == "group_lost");
+  CHECK_FALSE(store.in_group());
+  CHECK(git_out(dir / "s", "rev-parse refs/gigafab/state") == theirs);
+  CHECK(run(git(dir / "s") + "cat-file -e refs/gigafab/state:mine.toml").status != 0);
+  // The group runs again on the new tip and wins.
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.transact(put("mine.toml", "1"), "tester").ok());
+  REQUIRE(store.commit_group("tester").ok());
+  CHECK(git_out(dir / "s", "show refs/gigafab/state:theirs.toml") == "2");
+  CHECK(git_out(dir / "s", "show refs/gigafab/state:mine.toml") == "1");
+}
