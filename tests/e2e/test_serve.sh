@@ -292,6 +292,26 @@ for line in open("claims.all"):
         assert (f"holder = '{factory}'" in lease.stdout or f'holder = "{factory}"' in lease.stdout) and f"epoch = {epoch}\n" in lease.stdout, (job, lease.stdout)
 PY
 fsck_clean "$S"
+# Group commit: claims that arrived together share commits, and the audit
+# trail still lists every operation: one claim per race job, with its factory
+# and epoch.
+groups=$(git --git-dir "$S" log --format=%s refs/gigafab/state | grep -c '^group: ' || true)
+[ "$groups" -ge 1 ] || fail "no group commit during the 8-way race"
+gf --json log --all >audit.json
+python3 - claims.all audit.json <<'PY' || fail "the audit trail does not list every claim"
+import json, sys
+claims = {}
+for e in json.load(open(sys.argv[2]))["entries"]:
+    if e["op"] == "claim":
+        claims.setdefault(e["job"], []).append(e)
+for line in open(sys.argv[1]):
+    job, factory, epoch = line.split()
+    got = claims.get(job, [])
+    assert len(got) == 1, (job, got)
+    t = got[0]["trailers"]
+    assert t.get("Gigafab-Factory") == factory and t.get("Gigafab-Epoch") == epoch, (job, t)
+    assert got[0]["actor"].startswith("factory:" + factory), got[0]
+PY
 
 # --- SIGTERM: stop accepting, finish in-flight requests, exit 0 -------------
 curl -s -o waiting.body -w '%{http_code}' -X POST -H "Authorization: Bearer $F2" -H 'Content-Type: application/json' \
@@ -310,4 +330,20 @@ STATUS=$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz" || true)
 expect_eq "$STATUS" 000 "still accepting after SIGTERM"
 fsck_clean "$S"
 
+# --- --no-group-commit: one commit per request ------------------------------
+gf init solo --no-fsync >/dev/null
+for i in $(seq 24); do gf --store solo submit race.md >/dev/null; done
+declare -a ST
+for c in 1 2 3 4; do ST[$c]=$(gf --store solo factory enroll "s$c" --caps race --seats 24 2>/dev/null); done
+start_server solo --no-group-commit
+before=$(count_commits solo)
+pids=()
+for c in 1 2 3 4; do
+  claimer "${ST[$c]}" "solo.$c" &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || fail "a claimer failed: $(cat solo.*.errors 2>/dev/null)"; done
+expect_eq "$(cat solo.? | wc -l)" 24 "claims without group commit"
+expect_eq "$(( $(count_commits solo) - before ))" 24 "one commit per claim"
+expect_eq "$(git --git-dir solo log --format=%s refs/gigafab/state | grep -c '^group: ' || true)" 0 "group commits"
 pass
