@@ -1,0 +1,263 @@
+#include "cli/bench_http.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "cli/remote_fleet.hpp"
+#include "core/manifest.hpp"
+#include "core/submit.hpp"
+#include "gitstore/local_fleet.hpp"
+#include "gitstore/store.hpp"
+
+extern char** environ;
+
+namespace gigafab::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using core::ErrorCode;
+using core::make_error;
+using core::Result;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  std::size_t index = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
+  return values[std::min(index, values.size() - 1)];
+}
+
+// Commits on the state ref (a group commit is one, however many operations).
+Result<std::size_t> count_commits(const std::string& store) {
+  auto opened = gitstore::Store::open(store);
+  if (!opened) return opened.error();
+  auto history = opened->history();
+  if (!history) return history.error();
+  std::set<std::string> commits;
+  for (const auto& op : *history) commits.insert(op.oid);
+  return commits.size();
+}
+
+}  // namespace
+
+Result<ScratchServer> ScratchServer::start(const std::string& store, bool group_commit) {
+  std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return make_error(ErrorCode::error, "cannot create a pipe");
+  std::vector<std::string> args = {self, "--store", store, "serve", "--listen", "127.0.0.1:0", "--threads", "64"};
+  if (!group_commit) args.push_back("--no-group-commit");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  if (rc != 0) {
+    ::close(out[0]);
+    return make_error(ErrorCode::error, "cannot start gigafab serve for the bench");
+  }
+  // "gigafab: serving http://127.0.0.1:PORT/api/fleet (store ...)"
+  std::string line;
+  char c;
+  while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+  ::close(out[0]);
+  const std::string prefix = "gigafab: serving ";
+  auto end = line.find("/api/fleet");
+  if (line.rfind(prefix, 0) != 0 || end == std::string::npos) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return make_error(ErrorCode::error, "gigafab serve did not start for the bench");
+  }
+  return ScratchServer(pid, line.substr(prefix.size(), end - prefix.size()));
+}
+
+ScratchServer::ScratchServer(ScratchServer&& other) noexcept : m_pid(other.m_pid), m_url(std::move(other.m_url)) {
+  other.m_pid = -1;
+}
+
+ScratchServer::~ScratchServer() {
+  if (m_pid <= 0) return;
+  ::kill(m_pid, SIGTERM);
+  int status = 0;
+  ::waitpid(m_pid, &status, 0);
+}
+
+std::size_t ScratchServer::resident_bytes() const {
+  std::ifstream status("/proc/" + std::to_string(m_pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return static_cast<std::size_t>(std::stoull(line.substr(6))) * 1024;
+  }
+  return 0;
+}
+
+Result<HttpCycles> measure_http_cycles(const ScratchServer& server, const std::string& store,
+                                       const std::string& token, std::size_t clients, double seconds,
+                                       bool group_commit) {
+  auto before = count_commits(store);
+  if (!before) return before.error();
+  std::atomic<bool> failed{false};
+  std::string failure;
+  std::mutex failure_mutex;
+  std::vector<std::vector<double>> latencies(clients);
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  auto deadline = start + std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+  for (std::size_t k = 0; k < clients; ++k) {
+    threads.emplace_back([&, k] {
+      auto fleet = RemoteFleet::create(server.url(), token, "bench", "bench");
+      auto fail = [&](const core::Error& e) {
+        std::lock_guard lock(failure_mutex);
+        if (!failed.exchange(true)) failure = e.message;
+      };
+      if (!fleet) return fail(fleet.error());
+      std::string factory = "bench-http-" + std::to_string(k);
+      while (Clock::now() < deadline && !failed.load()) {
+        auto t = Clock::now();
+        core::ClaimInput input{"bench", factory, std::vector<std::string>{"linux", "docker", "macos", "xcode"}, 600, 0};
+        auto claimed = (*fleet)->claim(input);
+        if (!claimed) {
+          if (claimed.error().code == ErrorCode::nothing_to_claim) return;  // drained
+          return fail(claimed.error());
+        }
+        core::WorkerCall call{claimed->job.id, factory, claimed->lease.epoch, "bench", ""};
+        if (auto s = (*fleet)->start(call); !s) return fail(s.error());
+        core::ReportInput report;
+        report.pass = true;
+        report.summary = "bench";
+        if (auto r = (*fleet)->report(call, report); !r) return fail(r.error());
+        latencies[k].push_back(ms_between(t, Clock::now()));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double elapsed = ms_between(start, Clock::now()) / 1000.0;
+  if (failed) return make_error(ErrorCode::error, "an HTTP bench client failed: " + failure);
+  auto after = count_commits(store);
+  if (!after) return after.error();
+  std::vector<double> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  HttpCycles out;
+  out.group_commit = group_commit;
+  out.clients = clients;
+  out.cycles = all.size();
+  out.seconds = elapsed;
+  out.per_second = elapsed > 0 ? static_cast<double>(all.size()) / elapsed : 0;
+  out.p50_ms = percentile(all, 0.5);
+  out.p99_ms = percentile(all, 0.99);
+  out.commits = *after - *before;
+  return out;
+}
+
+Result<double> measure_submit_to_claim(const ScratchServer& server, const std::string& token, std::size_t rounds) {
+  const std::string source = "+++\ntitle = \"submit to claim\"\ncapabilities = [\"s2c\"]\n+++\n# submit to claim\n";
+  auto manifest = core::parse_manifest(source, "bench");
+  if (!manifest) return manifest.error();
+  auto submitter = RemoteFleet::create(server.url(), token, "bench-s2c", "bench");
+  if (!submitter) return submitter.error();
+  auto claimer = RemoteFleet::create(server.url(), token, "bench-s2c", "bench");
+  if (!claimer) return claimer.error();
+  std::vector<double> latencies;
+  for (std::size_t i = 0; i < rounds; ++i) {
+    std::atomic<bool> waiting{false};
+    Result<core::Claimed> claimed = make_error(ErrorCode::error, "no claim");
+    Clock::time_point answered;
+    std::thread t([&] {
+      waiting = true;
+      core::ClaimInput input{"bench-s2c", "bench-s2c", std::vector<std::string>{"s2c"}, 600, 10};
+      claimed = (*claimer)->claim(input);
+      answered = Clock::now();
+    });
+    while (!waiting.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the claim is waiting in the server
+    auto submitted_at = Clock::now();
+    auto submitted = (*submitter)->submit(core::SubmitInput{*manifest, "bench-s2c", source});
+    t.join();
+    if (!submitted) return submitted.error();
+    if (!claimed) return claimed.error();
+    latencies.push_back(ms_between(submitted_at, answered));
+  }
+  return percentile(latencies, 0.5);
+}
+
+namespace {
+
+// A scratch store with `jobs` queued jobs (2,000 per commit: loading is not
+// what is measured) and an operator token for every product.
+Result<std::string> prepare_store(const std::string& path, bool fsync, std::size_t jobs) {
+  auto store = gitstore::Store::init(path, gitstore::InitOptions{fsync}, "bench");
+  if (!store) return store.error();
+  auto manifest = core::parse_manifest("+++\ntitle = \"http bench job\"\n+++\n# http bench job\n", "bench");
+  if (!manifest) return manifest.error();
+  core::Millis now = core::now_millis() - 60'000;
+  std::uint64_t seed = 7;
+  for (std::size_t done = 0; done < jobs;) {
+    std::size_t n = std::min<std::size_t>(2000, jobs - done);
+    auto committed = store->transact(
+        [&](const core::Snapshot& snap) -> Result<core::Change> {
+          core::Change all;
+          for (std::size_t i = 0; i < n; ++i) {
+            core::OverlaySnapshot view(snap, all);
+            core::SubmitRequest request{*manifest, "bench", std::nullopt, "bench"};
+            auto result = core::submit(view, request, now + static_cast<core::Millis>(done + i), ++seed);
+            if (!result) return result.error();
+            for (auto& [p, content] : result->change.writes) all.writes[p] = std::move(content);
+          }
+          all.summary = "bench: load " + std::to_string(n) + " jobs";
+          all.trailers = {{"Gigafab-Op", "bench-load"}, {"Gigafab-Actor", "bench"}};
+          return all;
+        },
+        "bench");
+    if (!committed) return committed.error();
+    done += n;
+  }
+  gitstore::LocalFleet fleet(std::move(*store), "bench", std::nullopt);
+  auto token = fleet.create_operator_token("*", "bench");
+  if (!token) return token.error();
+  return token->token;
+}
+
+}  // namespace
+
+Result<HttpBench> run_http_bench(const std::string& root, bool fsync, std::size_t jobs, std::size_t clients,
+                                 double seconds) {
+  HttpBench out;
+  for (bool grouped : {true, false}) {
+    std::string path = root + (grouped ? "/http-grouped" : "/http-single");
+    auto token = prepare_store(path, fsync, jobs);
+    if (!token) return token.error();
+    auto server = ScratchServer::start(path, grouped);
+    if (!server) return server.error();
+    auto figures = measure_http_cycles(*server, path, *token, clients, seconds, grouped);
+    if (!figures) return figures.error();
+    (grouped ? out.grouped : out.single) = *figures;
+    if (grouped) {
+      auto latency = measure_submit_to_claim(*server, *token, 30);
+      if (!latency) return latency.error();
+      out.submit_to_claim_p50_ms = *latency;
+    }
+  }
+  return out;
+}
+
+}  // namespace gigafab::cli

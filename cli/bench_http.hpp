@@ -1,0 +1,70 @@
+// The HTTP part of `gigafab bench`: a scratch `gigafab serve` (this very
+// binary, in a child process) on a store the bench prepared, driven over
+// loopback by concurrent clients, with group commit on or off.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <sys/types.h>
+
+#include "core/error.hpp"
+
+namespace gigafab::cli {
+
+// A `gigafab serve` child on `store`, listening on a free loopback port;
+// stopped (SIGTERM, then waited for) when destroyed.
+class ScratchServer {
+ public:
+  static core::Result<ScratchServer> start(const std::string& store, bool group_commit);
+  ScratchServer(ScratchServer&& other) noexcept;
+  ScratchServer& operator=(ScratchServer&&) = delete;
+  ~ScratchServer();
+  const std::string& url() const { return m_url; }
+  pid_t pid() const { return m_pid; }
+  // The server's resident memory (VmRSS), in bytes.
+  std::size_t resident_bytes() const;
+
+ private:
+  ScratchServer(pid_t pid, std::string url) : m_pid(pid), m_url(std::move(url)) {}
+  pid_t m_pid = -1;
+  std::string m_url;
+};
+
+struct HttpCycles {
+  bool group_commit = true;
+  std::size_t clients = 0;
+  std::size_t cycles = 0;  // claim -> start -> report, each three requests
+  double seconds = 0;
+  double per_second = 0;
+  double p50_ms = 0, p99_ms = 0;  // one whole cycle
+  std::size_t commits = 0;        // written to the state ref meanwhile
+};
+
+// `clients` threads, each its own HTTP client acting as factory
+// bench-http-<k> with `token` (an operator token of product "bench"), run
+// claim -> start -> report pass cycles against `server` for `seconds` (or
+// until nothing is left to claim). `store` is counted for commits.
+core::Result<HttpCycles> measure_http_cycles(const ScratchServer& server, const std::string& store,
+                                             const std::string& token, std::size_t clients, double seconds,
+                                             bool group_commit);
+
+// Submit-to-claim latency: a claimer is already waiting (claim with wait)
+// when a job is submitted; the time from the submit's start to the claim's
+// answer, p50 over `rounds` rounds, in ms. Needs a product with nothing
+// queued that fits capability `cap`.
+core::Result<double> measure_submit_to_claim(const ScratchServer& server, const std::string& token,
+                                             std::size_t rounds);
+
+// The whole HTTP section of the bench, on scratch stores under `root`:
+// `jobs` queued jobs, a server with group commit and one without (each
+// measured for `seconds` with `clients` clients), then submit-to-claim
+// latency with group commit.
+struct HttpBench {
+  HttpCycles grouped;
+  HttpCycles single;
+  double submit_to_claim_p50_ms = 0;
+};
+core::Result<HttpBench> run_http_bench(const std::string& root, bool fsync, std::size_t jobs, std::size_t clients,
+                                       double seconds);
+
+}  // namespace gigafab::cli
