@@ -1,4 +1,5 @@
 #include "gitstore/store.hpp"
+#include "gitstore/packfile.hpp"
 #include "gitstore/remote.hpp"
 
 #include <fcntl.h>
@@ -390,40 +391,43 @@ struct Store::Impl {
   // pack (and index) under objects/pack, fsynced when the store is durable.
   // Only these objects: git_mempack_dump would pack the whole tree.
   Result<void> flush_objects(const std::vector<git_oid>& written) {
-    Handle<git_packbuilder, git_packbuilder_free> builder;
-    if (git_packbuilder_new(builder.out(), repo) < 0) {
-      git_mempack_reset(mempack);
-      return git_failure("cannot pack new objects");
-    }
-    git_packbuilder_set_threads(builder.get(), 1);
-    std::size_t fresh = 0;
+    // The objects of this commit that are new (still only in the mempack),
+    // once each, as one pack written directly (gitstore/packfile.hpp).
+    std::vector<git_oid> fresh;
     for (const git_oid& oid : written) {
-      if (!mempack->exists(mempack, &oid)) continue;  // already on disk
-      if (git_packbuilder_insert(builder.get(), &oid, nullptr) < 0) {
-        git_mempack_reset(mempack);
-        return git_failure("cannot pack new objects");
-      }
-      ++fresh;
+      if (mempack->exists(mempack, &oid)) fresh.push_back(oid);
     }
-    if (fresh == 0) {
+    std::sort(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_cmp(&a, &b) < 0; });
+    fresh.erase(std::unique(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_equal(&a, &b); }),
+                fresh.end());
+    if (fresh.empty()) {
       git_mempack_reset(mempack);
       return {};
     }
-    git_buf buf = {nullptr, 0, 0};
     git_odb* odb = nullptr;
-    git_odb_writepack* writepack = nullptr;
-    git_indexer_progress stats{};
-    int rc = git_packbuilder_write_buf(&buf, builder.get());
-    if (rc == 0) rc = git_repository_odb(&odb, repo);
-    if (rc == 0) rc = git_odb_write_pack(&writepack, odb, nullptr, nullptr);
-    if (rc == 0) rc = writepack->append(writepack, buf.ptr, buf.size, &stats);
-    if (rc == 0) rc = writepack->commit(writepack, &stats);
-    if (writepack) writepack->free(writepack);
-    git_buf_dispose(&buf);
+    if (git_repository_odb(&odb, repo) < 0) {
+      git_mempack_reset(mempack);
+      return git_failure("cannot open the object database");
+    }
+    std::vector<git_odb_object*> read;
+    std::vector<packfile::Object> objects;
+    Result<void> written_ok{};
+    for (const git_oid& oid : fresh) {
+      git_odb_object* object = nullptr;
+      if (git_odb_read(&object, odb, &oid) < 0) {
+        written_ok = git_failure("cannot read a new object");
+        break;
+      }
+      read.push_back(object);
+      objects.push_back({oid, git_odb_object_type(object),
+                         std::string_view(static_cast<const char*>(git_odb_object_data(object)), git_odb_object_size(object))});
+    }
+    if (written_ok) written_ok = packfile::write(pack_dir(), objects, fsync);
+    for (git_odb_object* object : read) git_odb_object_free(object);
+    if (written_ok) git_odb_refresh(odb);
+    git_odb_free(odb);
     git_mempack_reset(mempack);
-    if (odb) git_odb_free(odb);
-    if (rc < 0) return git_failure("cannot write pack");
-    return {};
+    return written_ok;
   }
 
   std::string pack_dir() const { return path + "/objects/pack"; }
@@ -478,6 +482,21 @@ struct Store::Impl {
       ++count;
     }
     if (count < 2) return {};
+    std::vector<std::string> bases;
+    for (std::size_t i = 0; i < count; ++i) bases.push_back(all[i].second);
+    // Byte for byte (no recompression); with an object in two of the packs,
+    // repack them with libgit2 instead.
+    auto merged = packfile::concatenate(pack_dir(), bases, fsync);
+    if (merged) {
+      for (const auto& base : bases) remove_pack(base);
+      git_odb* odb = nullptr;
+      if (git_repository_odb(&odb, repo) == 0) {
+        git_odb_refresh(odb);
+        git_odb_free(odb);
+      }
+      return {};
+    }
+    if (merged.error().code != ErrorCode::usage) return merged.error();
     std::vector<git_oid> objects;
     for (std::size_t i = 0; i < count; ++i) {
       auto ids = read_pack_index(all[i].second + ".idx");

@@ -1,0 +1,315 @@
+#include "gitstore/packfile.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+
+namespace gigafab::gitstore::packfile {
+
+namespace {
+
+using core::ErrorCode;
+using core::make_error;
+using core::Result;
+
+constexpr std::size_t k_oid = 20;
+
+// SHA-1 of a byte stream (pack and index checksums).
+class Sha1 {
+ public:
+  Sha1() : m_ctx(EVP_MD_CTX_new()) { EVP_DigestInit_ex(m_ctx, EVP_sha1(), nullptr); }
+  ~Sha1() { EVP_MD_CTX_free(m_ctx); }
+  Sha1(const Sha1&) = delete;
+  Sha1& operator=(const Sha1&) = delete;
+  void update(const void* data, std::size_t size) { EVP_DigestUpdate(m_ctx, data, size); }
+  std::string finish() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(m_ctx, out, &len);
+    return std::string(reinterpret_cast<char*>(out), len);
+  }
+
+ private:
+  EVP_MD_CTX* m_ctx;
+};
+
+std::string hex(const std::string& raw) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+void put32(std::string& out, std::uint32_t v) {
+  out += static_cast<char>(v >> 24);
+  out += static_cast<char>(v >> 16);
+  out += static_cast<char>(v >> 8);
+  out += static_cast<char>(v);
+}
+
+void put64(std::string& out, std::uint64_t v) {
+  put32(out, static_cast<std::uint32_t>(v >> 32));
+  put32(out, static_cast<std::uint32_t>(v));
+}
+
+std::uint32_t get32(const unsigned char* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+}
+
+// A file written under a temporary name in `dir`, then renamed.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& dir) : m_path(dir + "/tmp_gigafab_XXXXXX") {
+    m_fd = ::mkstemp(m_path.data());
+  }
+  ~TempFile() {
+    if (m_fd >= 0) ::close(m_fd);
+    if (!m_renamed) ::unlink(m_path.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  bool ok() const { return m_fd >= 0; }
+  bool write(const void* data, std::size_t size) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+      ssize_t n = ::write(m_fd, p, size);
+      if (n <= 0) return false;
+      p += n;
+      size -= static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  // fsyncs when durable, makes it read-only like git's packs, and renames.
+  bool commit(const std::string& final_path, bool durable) {
+    if (durable && ::fsync(m_fd) != 0) return false;
+    ::fchmod(m_fd, 0444);
+    ::close(m_fd);
+    m_fd = -1;
+    if (::rename(m_path.c_str(), final_path.c_str()) != 0) return false;
+    m_renamed = true;
+    return true;
+  }
+
+ private:
+  std::string m_path;
+  int m_fd = -1;
+  bool m_renamed = false;
+};
+
+bool sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+struct Entry {
+  git_oid id;
+  std::uint32_t crc = 0;
+  std::uint64_t offset = 0;
+};
+
+// The v2 index of `entries` (sorted here) for a pack with checksum `pack_sum`.
+std::string index_of(std::vector<Entry>& entries, const std::string& pack_sum) {
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return std::memcmp(a.id.id, b.id.id, k_oid) < 0; });
+  std::string out("\xfftOc", 4);
+  put32(out, 2);
+  std::uint32_t fanout[256] = {};
+  for (const auto& e : entries) ++fanout[e.id.id[0]];
+  std::uint32_t total = 0;
+  for (std::uint32_t& f : fanout) {
+    total += f;
+    f = total;
+  }
+  for (std::uint32_t f : fanout) put32(out, f);
+  for (const auto& e : entries) out.append(reinterpret_cast<const char*>(e.id.id), k_oid);
+  for (const auto& e : entries) put32(out, e.crc);
+  std::vector<std::uint64_t> large;
+  for (const auto& e : entries) {
+    if (e.offset < 0x80000000u) {
+      put32(out, static_cast<std::uint32_t>(e.offset));
+    } else {
+      put32(out, 0x80000000u | static_cast<std::uint32_t>(large.size()));
+      large.push_back(e.offset);
+    }
+  }
+  for (std::uint64_t l : large) put64(out, l);
+  out += pack_sum;
+  Sha1 sum;
+  sum.update(out.data(), out.size());
+  out += sum.finish();
+  return out;
+}
+
+// Writes the index and moves both files into place (the index last).
+Result<void> publish(const std::string& pack_dir, TempFile& pack, const std::string& pack_sum,
+                     std::vector<Entry>& entries, bool durable) {
+  std::string base = pack_dir + "/pack-" + hex(pack_sum);
+  std::string index = index_of(entries, pack_sum);
+  TempFile idx(pack_dir);
+  if (!idx.ok() || !idx.write(index.data(), index.size())) {
+    return make_error(ErrorCode::error, "cannot write a pack index in " + pack_dir);
+  }
+  if (!pack.commit(base + ".pack", durable) || !idx.commit(base + ".idx", durable) || (durable && !sync_dir(pack_dir))) {
+    return make_error(ErrorCode::error, "cannot store a pack in " + pack_dir);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> write(const std::string& pack_dir, const std::vector<Object>& objects, bool durable) {
+  if (objects.empty()) return {};
+  TempFile pack(pack_dir);
+  if (!pack.ok()) return make_error(ErrorCode::error, "cannot create a pack in " + pack_dir);
+  Sha1 sum;
+  std::uint64_t offset = 0;
+  auto emit = [&](const void* data, std::size_t size) {
+    sum.update(data, size);
+    offset += size;
+    return pack.write(data, size);
+  };
+  std::string header("PACK", 4);
+  put32(header, 2);
+  put32(header, static_cast<std::uint32_t>(objects.size()));
+  if (!emit(header.data(), header.size())) return make_error(ErrorCode::error, "cannot write a pack");
+  std::vector<Entry> entries;
+  entries.reserve(objects.size());
+  std::vector<unsigned char> deflated;
+  for (const Object& object : objects) {
+    // Entry header: type and size, 4 bits then 7 bits per byte.
+    unsigned char head[16];
+    std::size_t n = 0;
+    std::uint64_t size = object.data.size();
+    unsigned char c = static_cast<unsigned char>((static_cast<unsigned>(object.type) << 4) | (size & 15));
+    size >>= 4;
+    while (size) {
+      head[n++] = c | 0x80;
+      c = size & 0x7f;
+      size >>= 7;
+    }
+    head[n++] = c;
+    uLongf bound = compressBound(static_cast<uLong>(object.data.size()));
+    deflated.resize(bound);
+    if (compress2(deflated.data(), &bound, reinterpret_cast<const Bytef*>(object.data.data()),
+                  static_cast<uLong>(object.data.size()), 1) != Z_OK) {
+      return make_error(ErrorCode::error, "cannot compress an object");
+    }
+    Entry entry{object.id, 0, offset};
+    uLong crc = crc32(0, head, static_cast<uInt>(n));
+    entry.crc = static_cast<std::uint32_t>(crc32(crc, deflated.data(), static_cast<uInt>(bound)));
+    if (!emit(head, n) || !emit(deflated.data(), bound)) return make_error(ErrorCode::error, "cannot write a pack");
+    entries.push_back(entry);
+  }
+  std::string pack_sum = sum.finish();
+  if (!pack.write(pack_sum.data(), pack_sum.size())) return make_error(ErrorCode::error, "cannot write a pack");
+  return publish(pack_dir, pack, pack_sum, entries, durable);
+}
+
+Result<void> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable) {
+  // Read every index: ids, CRCs and offsets.
+  struct Source {
+    std::string base;
+    std::vector<Entry> entries;
+  };
+  std::vector<Source> sources;
+  std::uint64_t total = 0;
+  for (const auto& base : bases) {
+    std::ifstream in(base + ".idx", std::ios::binary);
+    std::string idx((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto* p = reinterpret_cast<const unsigned char*>(idx.data());
+    if (idx.size() < 8 + 1024 + 40 || std::memcmp(p, "\xfftOc", 4) != 0 || get32(p + 4) != 2) {
+      return make_error(ErrorCode::error, "cannot read pack index " + base + ".idx");
+    }
+    std::uint32_t count = get32(p + 8 + 255 * 4);
+    std::size_t ids = 8 + 1024, crcs = ids + count * k_oid, offsets = crcs + count * 4, large = offsets + count * 4;
+    if (idx.size() < large + 40) return make_error(ErrorCode::error, "truncated pack index " + base + ".idx");
+    Source source{base, {}};
+    source.entries.resize(count);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      Entry& e = source.entries[i];
+      std::memcpy(e.id.id, p + ids + i * k_oid, k_oid);
+      e.crc = get32(p + crcs + i * 4);
+      std::uint32_t off = get32(p + offsets + i * 4);
+      if (off & 0x80000000u) {
+        std::size_t at = large + (off & 0x7fffffffu) * 8;
+        if (idx.size() < at + 8 + 40) return make_error(ErrorCode::error, "truncated pack index " + base + ".idx");
+        e.offset = (std::uint64_t{get32(p + at)} << 32) | get32(p + at + 4);
+      } else {
+        e.offset = off;
+      }
+    }
+    total += count;
+    sources.push_back(std::move(source));
+  }
+  {
+    std::vector<git_oid> all;
+    all.reserve(total);
+    for (const auto& s : sources) {
+      for (const auto& e : s.entries) all.push_back(e.id);
+    }
+    std::sort(all.begin(), all.end(), [](const git_oid& a, const git_oid& b) { return std::memcmp(a.id, b.id, k_oid) < 0; });
+    for (std::size_t i = 1; i < all.size(); ++i) {
+      if (std::memcmp(all[i - 1].id, all[i].id, k_oid) == 0) {
+        return make_error(ErrorCode::usage, "an object is in more than one of the packs to merge");
+      }
+    }
+  }
+  if (total > 0xffffffffu) return make_error(ErrorCode::error, "too many objects to merge into one pack");
+
+  TempFile pack(pack_dir);
+  if (!pack.ok()) return make_error(ErrorCode::error, "cannot create a pack in " + pack_dir);
+  Sha1 sum;
+  std::string header("PACK", 4);
+  put32(header, 2);
+  put32(header, static_cast<std::uint32_t>(total));
+  sum.update(header.data(), header.size());
+  if (!pack.write(header.data(), header.size())) return make_error(ErrorCode::error, "cannot write a pack");
+  std::uint64_t at = 12;
+  std::vector<Entry> entries;
+  entries.reserve(total);
+  std::vector<char> buf(1 << 20);
+  for (auto& source : sources) {
+    std::ifstream in(source.base + ".pack", std::ios::binary);
+    in.seekg(0, std::ios::end);
+    std::uint64_t size = static_cast<std::uint64_t>(in.tellg());
+    if (size < 32) return make_error(ErrorCode::error, "cannot read pack " + source.base + ".pack");
+    std::uint64_t body = size - 12 - 20;  // between the header and the checksum
+    in.seekg(12);
+    for (std::uint64_t left = body; left > 0;) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size()));
+      if (!in.read(buf.data(), static_cast<std::streamsize>(n))) {
+        return make_error(ErrorCode::error, "cannot read pack " + source.base + ".pack");
+      }
+      sum.update(buf.data(), n);
+      if (!pack.write(buf.data(), n)) return make_error(ErrorCode::error, "cannot write a pack");
+      left -= n;
+    }
+    for (Entry e : source.entries) {
+      if (e.offset < 12 || e.offset >= 12 + body) return make_error(ErrorCode::error, "corrupt pack index " + source.base + ".idx");
+      e.offset = at + (e.offset - 12);
+      entries.push_back(e);
+    }
+    at += body;
+  }
+  std::string pack_sum = sum.finish();
+  if (!pack.write(pack_sum.data(), pack_sum.size())) return make_error(ErrorCode::error, "cannot write a pack");
+  return publish(pack_dir, pack, pack_sum, entries, durable);
+}
+
+}  // namespace gigafab::gitstore::packfile

@@ -1,0 +1,40 @@
+// Pack files written directly, without libgit2's pack builder: what every
+// commit and every pack consolidation of a store needs, at a fraction of the
+// cost. The builder searches for deltas and the indexer inflates everything
+// again to index it; a commit's few new objects gain nothing from deltas, and
+// merging packs needs no recompression at all. `gigafab gc` still repacks
+// with the builder (deltas, smallest size).
+//
+// Format: git's pack v2 and pack index v2 (Documentation/gitformat-pack.txt).
+// Both files are written to temporary names, fsynced when durable, and
+// renamed into objects/pack, the index last: a pack becomes visible whole or
+// not at all.
+#pragma once
+
+#include <git2.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace gigafab::gitstore::packfile {
+
+struct Object {
+  git_oid id;
+  git_object_t type;
+  std::string_view data;  // the object's content (no header)
+};
+
+// One pack holding `objects` whole (zlib level 1, no deltas), and its index.
+core::Result<void> write(const std::string& pack_dir, const std::vector<Object>& objects, bool durable);
+
+// One pack holding every object of the packs `bases` (paths without
+// ".pack"/".idx"), their entries copied byte for byte (offset deltas stay
+// valid: each pack's entries keep their order and distances), with a new
+// index. The old packs are left for the caller to remove. Usage error when an
+// object is in more than one of them (nothing written).
+core::Result<void> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable);
+
+}  // namespace gigafab::gitstore::packfile
