@@ -1,5 +1,6 @@
 // gigafab bench: measures this machine's store on scratch stores in a
-// temporary directory (never a real store): submit throughput, and claim
+// temporary directory (never a real store): submit throughput and worker
+// claim -> start -> report cycles against a raw libgit2 baseline, and claim
 // latency in a store of --small queued jobs against one of --jobs queued jobs,
 // side by side in one run so the ratio means something.
 #include <CLI/CLI.hpp>
@@ -169,6 +170,7 @@ Runner define_bench(CLI::App& app, Context&) {
     std::size_t small = 1000;
     std::size_t claims = 200;
     std::size_t submits = 200;
+    std::size_t cycles = 200;
     bool fsync = false;
     std::string dir;
     std::vector<std::size_t> claimers = {1, 2, 4, 8};
@@ -179,6 +181,7 @@ Runner define_bench(CLI::App& app, Context&) {
   app.add_option("--small", opts->small, "queued jobs in the small store (default 1000)");
   app.add_option("--claims", opts->claims, "claims measured per store (default 200)");
   app.add_option("--submits", opts->submits, "submits measured (default 200)");
+  app.add_option("--cycles", opts->cycles, "claim -> start -> report cycles measured, at most --submits (default 200)");
   app.add_flag("--fsync", opts->fsync, "measure durable stores (fsync before acknowledging)");
   app.add_option("--claimers", opts->claimers, "concurrent CLI claimer processes to measure (default 1,2,4,8)")
       ->delimiter(',');
@@ -187,7 +190,7 @@ Runner define_bench(CLI::App& app, Context&) {
   return [opts](Context& ctx) -> Result<void> {
     if (auto ok = ctx.require_local("bench"); !ok) return ok.error();
     if (opts->claims == 0 || opts->claims > opts->small || opts->claims > opts->jobs || opts->submits == 0 ||
-        opts->cli_claims == 0) {
+        opts->cycles == 0 || opts->cycles > opts->submits || opts->cli_claims == 0) {
       return core::make_error(core::ErrorCode::usage, "--claims must be between 1 and the size of each store");
     }
     std::error_code ec;
@@ -214,6 +217,24 @@ Runner define_bench(CLI::App& app, Context&) {
       if (!submitted) return submitted.error();
     }
     double submit_rate = static_cast<double>(opts->submits) * 1000.0 / ms_since(start);
+
+    // Single-writer worker cycles on the jobs just submitted: claim, start,
+    // report pass (three transitions each), as one factory would make them.
+    start = Clock::now();
+    for (std::size_t i = 0; i < opts->cycles; ++i) {
+      core::ClaimInput input;
+      input.product = "bench";
+      input.factory = "bench-worker";
+      input.capabilities = std::vector<std::string>{"linux", "docker", "macos", "xcode"};
+      auto claimed = fleet.claim(input);
+      if (!claimed) return claimed.error();
+      core::WorkerCall call{claimed->job.id, input.factory, claimed->lease.epoch, "bench", ""};
+      if (auto started = fleet.start(call); !started) return started.error();
+      if (auto reported = fleet.report(call, core::ReportInput{true, std::nullopt, std::nullopt, "bench"}); !reported) {
+        return reported.error();
+      }
+    }
+    double cycle_rate = static_cast<double>(opts->cycles) * 1000.0 / ms_since(start);
 
     auto baseline = gitstore::raw_commit_baseline((root / "baseline").string(), opts->submits, opts->fsync);
     if (!baseline) return baseline.error();
@@ -243,6 +264,9 @@ Runner define_bench(CLI::App& app, Context&) {
                   {"baselineCommitsPerSecond", *baseline},
                   {"submitsPerSecond", submit_rate},
                   {"submitToBaseline", submit_rate / *baseline},
+                  {"cyclesPerSecond", cycle_rate},
+                  {"cycleTransitionsPerSecond", 3 * cycle_rate},
+                  {"cycleTransitionsToBaseline", 3 * cycle_rate / *baseline},
                   {"cliClaimers", std::move(levels)},
                   {"claimSmall", fig(*small)},
                   {"claimLarge", fig(*large)},
@@ -252,6 +276,8 @@ Runner define_bench(CLI::App& app, Context&) {
     std::printf("gigafab bench (%s, one in-process writer)\n", opts->fsync ? "fsync on" : "fsync off");
     std::printf("  baseline (raw libgit2 commit + CAS): %8.1f commits/s\n", *baseline);
     std::printf("  submit:                         %8.1f jobs/s (%.2f x baseline)\n", submit_rate, submit_rate / *baseline);
+    std::printf("  claim -> start -> report:       %8.1f cycles/s = %.1f transitions/s (%.2f x baseline)\n", cycle_rate,
+                3 * cycle_rate, 3 * cycle_rate / *baseline);
     for (const auto& c : concurrency) {
       std::printf("  %zu CLI claimer process(es):   p50 %7.2f ms  p99 %7.2f ms  %7.1f claims/s\n", c.claimers, c.p50, c.p99,
                   c.per_second);
