@@ -1,9 +1,10 @@
 // gigafab bench: measures this machine's store on scratch stores in a
 // temporary directory (never a real store): submit throughput and worker
-// claim -> start -> report cycles against a raw libgit2 baseline,
-// concurrent CLI claimers, and claim latency plus `list` and `show` in a store
-// of --small jobs against one of --jobs jobs (each 90% shipped, 10% queued),
-// side by side in one run so the ratios mean something.
+// claim -> start -> report cycles against a raw libgit2 baseline, the bytes a
+// transition takes after gc, concurrent CLI claimers, and claim latency plus
+// `list` and `show` in a store of --small jobs against one of --jobs jobs (each
+// 90% shipped, 10% queued), side by side in one run so the ratios mean
+// something.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -382,6 +383,12 @@ Runner define_bench(CLI::App& app, Context&) {
     }
     double cycle_rate = static_cast<double>(opts->cycles) * 1000.0 / ms_since(start);
 
+    // What a transition costs on disk once packed: that store, after gc.
+    auto gc = fleet.store().gc();
+    if (!gc) return gc.error();
+    double bytes_per_transition =
+        gc->transitions ? static_cast<double>(gc->pack_bytes) / static_cast<double>(gc->transitions) : 0;
+
     auto baseline = gitstore::raw_commit_baseline((root / "baseline").string(), opts->submits, opts->fsync);
     if (!baseline) return baseline.error();
     std::vector<ConcurrencyFigures> concurrency;
@@ -424,6 +431,10 @@ Runner define_bench(CLI::App& app, Context&) {
                   {"cyclesPerSecond", cycle_rate},
                   {"cycleTransitionsPerSecond", 3 * cycle_rate},
                   {"cycleTransitionsToBaseline", 3 * cycle_rate / *baseline},
+                  {"gc", {{"transitions", gc->transitions},
+                          {"objects", gc->objects},
+                          {"packBytes", gc->pack_bytes},
+                          {"bytesPerTransition", bytes_per_transition}}},
                   {"cliClaimers", std::move(levels)},
                   {"smallStore", fig(*small)},
                   {"largeStore", fig(*large)},
@@ -435,6 +446,8 @@ Runner define_bench(CLI::App& app, Context&) {
     std::printf("  submit:                         %8.1f jobs/s (%.2f x baseline)\n", submit_rate, submit_rate / *baseline);
     std::printf("  claim -> start -> report:       %8.1f cycles/s = %.1f transitions/s (%.2f x baseline)\n", cycle_rate,
                 3 * cycle_rate, 3 * cycle_rate / *baseline);
+    std::printf("  after gc: %zu transitions (%zu submits, %zu cycles) in a %ju-byte pack: %.0f bytes/transition\n",
+                gc->transitions, opts->submits, opts->cycles, gc->pack_bytes, bytes_per_transition);
     for (const auto& c : concurrency) {
       std::printf("  %zu CLI claimer process(es):   p50 %7.2f ms  p99 %7.2f ms  %7.1f claims/s\n", c.claimers, c.p50, c.p99,
                   c.per_second);
