@@ -317,7 +317,7 @@ Runner define_bench(CLI::App& app, Context&) {
     std::size_t claims = 100;
     std::size_t submits = 200;
     std::size_t cycles = 200;
-    bool fsync = false;
+    bool fsync = true;  // as `gigafab init` makes stores
     std::string dir;
     std::vector<std::size_t> claimers = {1, 2, 4, 8};
     std::size_t cli_claims = 80;
@@ -328,7 +328,9 @@ Runner define_bench(CLI::App& app, Context&) {
   app.add_option("--claims", opts->claims, "claims measured per store, at most a tenth of --small (default 100)");
   app.add_option("--submits", opts->submits, "submits measured (default 200)");
   app.add_option("--cycles", opts->cycles, "claim -> start -> report cycles measured, at most --submits (default 200)");
-  app.add_flag("--fsync", opts->fsync, "measure durable stores (fsync before acknowledging)");
+  app.add_flag("--fsync,!--no-fsync", opts->fsync,
+               "--no-fsync: measure stores like `gigafab init --no-fsync` makes (default: durable, fsync before "
+               "acknowledging; --fsync is accepted and changes nothing)");
   app.add_option("--claimers", opts->claimers, "concurrent CLI claimer processes to measure (default 1,2,4,8)")
       ->delimiter(',');
   app.add_option("--cli-claims", opts->cli_claims, "claims per concurrency level (default 80)");
