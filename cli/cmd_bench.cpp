@@ -319,6 +319,7 @@ Runner define_bench(CLI::App& app, Context&) {
     std::size_t cycles = 200;
     bool fsync = true;  // as `gigafab init` makes stores
     std::string dir;
+    bool keep = false;
     std::vector<std::size_t> claimers = {1, 2, 4, 8};
     std::size_t cli_claims = 80;
   };
@@ -335,12 +336,15 @@ Runner define_bench(CLI::App& app, Context&) {
       ->delimiter(',');
   app.add_option("--cli-claims", opts->cli_claims, "claims per concurrency level (default 80)");
   app.add_option("--dir", opts->dir, "where to create the scratch stores (default: a new temporary directory)");
+  app.add_flag("--keep", opts->keep, "leave the scratch stores there (to profile or inspect them) and print where");
   return [opts](Context& ctx) -> Result<void> {
     if (auto ok = ctx.require_local("bench"); !ok) return ok.error();
     if (opts->claims == 0 || opts->claims > queued_share(opts->small) || opts->claims > queued_share(opts->jobs) ||
         opts->submits == 0 ||
         opts->cycles == 0 || opts->cycles > opts->submits || opts->cli_claims == 0) {
-      return core::make_error(core::ErrorCode::usage, "--claims must be between 1 and the queued jobs of each store (10%), --cycles between 1 and --submits");
+      return core::make_error(core::ErrorCode::usage,
+                              "--claims must be between 1 and the queued jobs of each store (10%), "
+                              "--cycles between 1 and --submits");
     }
     std::error_code ec;
     fs::path root = opts->dir.empty() ? fs::temp_directory_path() / ("gigafab-bench-" + std::to_string(getpid()))
@@ -349,11 +353,16 @@ Runner define_bench(CLI::App& app, Context&) {
     if (ec) return core::make_error(core::ErrorCode::error, "cannot create " + root.string() + ": " + ec.message());
     struct Cleanup {
       fs::path path;
+      bool keep;
       ~Cleanup() {
         std::error_code ignored;
-        fs::remove_all(path, ignored);
+        if (keep) {
+          std::fprintf(stderr, "gigafab: bench: kept the scratch stores in %s\n", path.c_str());
+        } else {
+          fs::remove_all(path, ignored);
+        }
       }
-    } cleanup{root};
+    } cleanup{root, opts->keep};
     std::mt19937_64 rng(42);
 
     // Single-writer submit throughput.
