@@ -1,7 +1,10 @@
 // gigafab bench: measures this machine's store on scratch stores in a
-// temporary directory (never a real store): submit throughput, and claim
-// latency in a store of --small queued jobs against one of --jobs queued jobs,
-// side by side in one run so the ratio means something.
+// temporary directory (never a real store): submit throughput and worker
+// claim -> start -> report cycles against a raw libgit2 baseline, the bytes a
+// transition takes after gc, concurrent CLI claimers, and claim latency plus
+// `list` and `show` in a store of --small jobs against one of --jobs jobs (each
+// 90% shipped, 10% queued), side by side in one run so the ratios mean
+// something.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -19,7 +22,9 @@ extern char** environ;
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "core/json.hpp"
 #include "core/submit.hpp"
+#include "core/wire.hpp"
 #include "gitstore/baseline.hpp"
 #include "gitstore/local_fleet.hpp"
 
@@ -78,17 +83,157 @@ Result<void> bulk_load(gitstore::Store& store, std::size_t count, std::mt19937_6
   return {};
 }
 
+// Walks `count` jobs through submit, claim, start, report pass and ship with
+// the core operations, computed against one base and committed `k_batch` per
+// commit (a bulk load: not what is measured; large batches, since each commit
+// rewrites every shard tree). A path written and deleted again
+// within one batch (queue and lease entries) is dropped from the batch, so the
+// overlay the next operation reads stays the size of what the batch keeps.
+Result<void> bulk_load_finished(gitstore::Store& store, std::size_t count, std::mt19937_64& rng) {
+  constexpr std::size_t k_batch = 10000;
+  const std::string factory = "bench-loader";
+  core::Millis now = core::now_millis() - 3'600'000;
+  for (std::size_t done = 0; done < count;) {
+    std::size_t n = std::min(k_batch, count - done);
+    auto committed = store.transact(
+        [&](const core::Snapshot& snap) -> Result<core::Change> {
+          core::Change all;
+          auto merge = [&](core::Change& change) -> Result<void> {
+            for (auto& [path, content] : change.writes) {
+              auto it = all.writes.find(path);
+              if (!content && it != all.writes.end() && it->second) {
+                auto in_base = snap.read(path);
+                if (!in_base) return in_base.error();
+                if (!*in_base) {
+                  all.writes.erase(it);
+                  continue;
+                }
+              }
+              all.writes[path] = std::move(content);
+            }
+            return {};
+          };
+          for (std::size_t i = 0; i < n; ++i) {
+            core::Millis t = now + static_cast<core::Millis>(done + i);
+            core::OverlaySnapshot view(snap, all);
+            core::SubmitRequest request{bench_manifest(rng), "bench", std::nullopt, "bench"};
+            auto submitted = core::submit(view, request, t, rng());
+            if (!submitted) return submitted.error();
+            if (auto ok = merge(submitted->change); !ok) return ok.error();
+            core::ClaimRequest claim{"bench", factory, std::vector<std::string>{"linux", "docker", "macos", "xcode"},
+                                     7200, "bench", {}};
+            auto claimed = core::claim(view, claim, t);
+            if (!claimed) return claimed.error();
+            if (auto ok = merge(claimed->change); !ok) return ok.error();
+            core::WorkerCall call{claimed->job.id, factory, claimed->lease->epoch, "bench", "bench"};
+            auto started = core::start(view, call, t);
+            if (!started) return started.error();
+            if (auto ok = merge(started->change); !ok) return ok.error();
+            auto reported = core::report(view, call, core::ReportInput{true, 0.01, 1000, "bench"}, t);
+            if (!reported) return reported.error();
+            if (auto ok = merge(reported->change); !ok) return ok.error();
+            auto shipped = core::act(view, core::OperatorAction::ship, claimed->job.id, "bench", "bench", t);
+            if (!shipped) return shipped.error();
+            if (auto ok = merge(shipped->change); !ok) return ok.error();
+          }
+          all.summary = "bench: load " + std::to_string(n) + " shipped jobs";
+          all.trailers = {{"Gigafab-Op", "bench-load"}, {"Gigafab-Actor", "bench"}};
+          return all;
+        },
+        "bench");
+    if (!committed) return committed.error();
+    done += n;
+  }
+  return {};
+}
+
+// The number of queued jobs in a store of `jobs`: 10%, the rest shipped.
+std::size_t queued_share(std::size_t jobs) { return jobs - jobs * 9 / 10; }
+
+// Runs this binary with `args`, output discarded; its exit status (or -1).
+int run_self(const std::vector<std::string>& args) {
+  static const std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::vector<char*> argv{const_cast<char*>(self.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return -1;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 struct ClaimFigures {
-  std::size_t queued = 0;
+  std::size_t jobs = 0, queued = 0;
+  double load_seconds = 0;
   double p50 = 0, p99 = 0, per_second = 0;
+  // Reads of the loaded store: the CLI's `list --json` and `show --json` as
+  // processes (wall time), and the same calls in-process.
+  double list_cli_ms = 0, list_ms = 0, show_cli_p50 = 0, show_p50 = 0;
+  std::size_t list_bytes = 0;
 };
 
-Result<ClaimFigures> measure_claims(const fs::path& path, std::size_t queued, std::size_t claims, bool fsync,
-                                    std::mt19937_64& rng) {
+// A store of `jobs` jobs, 90% shipped and 10% queued: times loading it, the
+// reads, then `claims` claims.
+Result<ClaimFigures> measure_store(const fs::path& path, std::size_t jobs, std::size_t claims, bool fsync,
+                                   std::mt19937_64& rng) {
+  ClaimFigures figures;
+  figures.jobs = jobs;
+  figures.queued = queued_share(jobs);
   auto store = gitstore::Store::init(path.string(), gitstore::InitOptions{fsync}, "bench");
   if (!store) return store.error();
-  if (auto ok = bulk_load(*store, queued, rng); !ok) return ok.error();
+  auto load_start = Clock::now();
+  if (auto ok = bulk_load_finished(*store, jobs - figures.queued, rng); !ok) return ok.error();
+  if (auto ok = bulk_load(*store, figures.queued, rng); !ok) return ok.error();
+  figures.load_seconds = ms_since(load_start) / 1000.0;
   gitstore::LocalFleet fleet(std::move(*store), "bench", std::nullopt);
+
+  const int k_list_runs = jobs <= 10000 ? 3 : 1, k_show_runs = 20;
+  std::vector<double> list_cli, list_in, show_cli, show_in;
+  std::string some_id;
+  for (int r = 0; r < k_list_runs; ++r) {
+    auto t = Clock::now();
+    if (run_self({"--store", path.string(), "--product", "bench", "--json", "list"}) != 0) {
+      return core::make_error(core::ErrorCode::error, "bench: gigafab list failed");
+    }
+    list_cli.push_back(ms_since(t));
+    t = Clock::now();
+    auto listed = fleet.list(core::JobFilter{"bench", {}});
+    if (!listed) return listed.error();
+    nlohmann::json array = nlohmann::json::array();
+    for (const auto& job : *listed) array.push_back(core::job_to_json(job));
+    nlohmann::json doc{{"jobs", std::move(array)}};
+    figures.list_bytes = doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).size();
+    list_in.push_back(ms_since(t));
+    if (listed->size() != jobs) {
+      return core::make_error(core::ErrorCode::error, "bench: list found " + std::to_string(listed->size()) + " jobs, not " +
+                                                          std::to_string(jobs));
+    }
+    some_id = (*listed)[listed->size() / 2].id;
+  }
+  for (int r = 0; r < k_show_runs; ++r) {
+    auto t = Clock::now();
+    if (run_self({"--store", path.string(), "--product", "bench", "--json", "show", some_id}) != 0) {
+      return core::make_error(core::ErrorCode::error, "bench: gigafab show failed");
+    }
+    show_cli.push_back(ms_since(t));
+    t = Clock::now();
+    auto detail = fleet.show(some_id, "bench");
+    if (!detail) return detail.error();
+    auto text = core::detail_to_json(*detail).dump(2);
+    show_in.push_back(ms_since(t));
+  }
+  figures.list_cli_ms = percentile(list_cli, 0.5);
+  figures.list_ms = percentile(list_in, 0.5);
+  figures.show_cli_p50 = percentile(show_cli, 0.5);
+  figures.show_p50 = percentile(show_in, 0.5);
+
   std::vector<double> latencies;
   auto start = Clock::now();
   for (std::size_t i = 0; i < claims; ++i) {
@@ -102,8 +247,10 @@ Result<ClaimFigures> measure_claims(const fs::path& path, std::size_t queued, st
     latencies.push_back(ms_since(t));
   }
   double total = ms_since(start);
-  return ClaimFigures{queued, percentile(latencies, 0.5), percentile(latencies, 0.99),
-                      static_cast<double>(claims) * 1000.0 / total};
+  figures.p50 = percentile(latencies, 0.5);
+  figures.p99 = percentile(latencies, 0.99);
+  figures.per_second = static_cast<double>(claims) * 1000.0 / total;
+  return figures;
 }
 
 struct ConcurrencyFigures {
@@ -165,30 +312,39 @@ Result<ConcurrencyFigures> measure_cli_claimers(const fs::path& path, std::size_
 
 Runner define_bench(CLI::App& app, Context&) {
   struct Options {
-    std::size_t jobs = 10000;
+    std::size_t jobs = 100000;
     std::size_t small = 1000;
-    std::size_t claims = 200;
+    std::size_t claims = 100;
     std::size_t submits = 200;
-    bool fsync = false;
+    std::size_t cycles = 200;
+    bool fsync = true;  // as `gigafab init` makes stores
     std::string dir;
+    bool keep = false;
     std::vector<std::size_t> claimers = {1, 2, 4, 8};
     std::size_t cli_claims = 80;
   };
   auto opts = std::make_shared<Options>();
-  app.add_option("--jobs", opts->jobs, "queued jobs in the large store (default 10000)");
-  app.add_option("--small", opts->small, "queued jobs in the small store (default 1000)");
-  app.add_option("--claims", opts->claims, "claims measured per store (default 200)");
+  app.add_option("--jobs", opts->jobs, "jobs in the large store, 90% shipped and 10% queued (default 100000)");
+  app.add_option("--small", opts->small, "jobs in the small store, 90% shipped and 10% queued (default 1000)");
+  app.add_option("--claims", opts->claims, "claims measured per store, at most a tenth of --small (default 100)");
   app.add_option("--submits", opts->submits, "submits measured (default 200)");
-  app.add_flag("--fsync", opts->fsync, "measure durable stores (fsync before acknowledging)");
+  app.add_option("--cycles", opts->cycles, "claim -> start -> report cycles measured, at most --submits (default 200)");
+  app.add_flag("--fsync,!--no-fsync", opts->fsync,
+               "--no-fsync: measure stores like `gigafab init --no-fsync` makes (default: durable, fsync before "
+               "acknowledging; --fsync is accepted and changes nothing)");
   app.add_option("--claimers", opts->claimers, "concurrent CLI claimer processes to measure (default 1,2,4,8)")
       ->delimiter(',');
   app.add_option("--cli-claims", opts->cli_claims, "claims per concurrency level (default 80)");
   app.add_option("--dir", opts->dir, "where to create the scratch stores (default: a new temporary directory)");
+  app.add_flag("--keep", opts->keep, "leave the scratch stores there (to profile or inspect them) and print where");
   return [opts](Context& ctx) -> Result<void> {
     if (auto ok = ctx.require_local("bench"); !ok) return ok.error();
-    if (opts->claims == 0 || opts->claims > opts->small || opts->claims > opts->jobs || opts->submits == 0 ||
-        opts->cli_claims == 0) {
-      return core::make_error(core::ErrorCode::usage, "--claims must be between 1 and the size of each store");
+    if (opts->claims == 0 || opts->claims > queued_share(opts->small) || opts->claims > queued_share(opts->jobs) ||
+        opts->submits == 0 ||
+        opts->cycles == 0 || opts->cycles > opts->submits || opts->cli_claims == 0) {
+      return core::make_error(core::ErrorCode::usage,
+                              "--claims must be between 1 and the queued jobs of each store (10%), "
+                              "--cycles between 1 and --submits");
     }
     std::error_code ec;
     fs::path root = opts->dir.empty() ? fs::temp_directory_path() / ("gigafab-bench-" + std::to_string(getpid()))
@@ -197,11 +353,16 @@ Runner define_bench(CLI::App& app, Context&) {
     if (ec) return core::make_error(core::ErrorCode::error, "cannot create " + root.string() + ": " + ec.message());
     struct Cleanup {
       fs::path path;
+      bool keep;
       ~Cleanup() {
         std::error_code ignored;
-        fs::remove_all(path, ignored);
+        if (keep) {
+          std::fprintf(stderr, "gigafab: bench: kept the scratch stores in %s\n", path.c_str());
+        } else {
+          fs::remove_all(path, ignored);
+        }
       }
-    } cleanup{root};
+    } cleanup{root, opts->keep};
     std::mt19937_64 rng(42);
 
     // Single-writer submit throughput.
@@ -215,6 +376,30 @@ Runner define_bench(CLI::App& app, Context&) {
     }
     double submit_rate = static_cast<double>(opts->submits) * 1000.0 / ms_since(start);
 
+    // Single-writer worker cycles on the jobs just submitted: claim, start,
+    // report pass (three transitions each), as one factory would make them.
+    start = Clock::now();
+    for (std::size_t i = 0; i < opts->cycles; ++i) {
+      core::ClaimInput input;
+      input.product = "bench";
+      input.factory = "bench-worker";
+      input.capabilities = std::vector<std::string>{"linux", "docker", "macos", "xcode"};
+      auto claimed = fleet.claim(input);
+      if (!claimed) return claimed.error();
+      core::WorkerCall call{claimed->job.id, input.factory, claimed->lease.epoch, "bench", ""};
+      if (auto started = fleet.start(call); !started) return started.error();
+      if (auto reported = fleet.report(call, core::ReportInput{true, std::nullopt, std::nullopt, "bench"}); !reported) {
+        return reported.error();
+      }
+    }
+    double cycle_rate = static_cast<double>(opts->cycles) * 1000.0 / ms_since(start);
+
+    // What a transition costs on disk once packed: that store, after gc.
+    auto gc = fleet.store().gc();
+    if (!gc) return gc.error();
+    double bytes_per_transition =
+        gc->transitions ? static_cast<double>(gc->pack_bytes) / static_cast<double>(gc->transitions) : 0;
+
     auto baseline = gitstore::raw_commit_baseline((root / "baseline").string(), opts->submits, opts->fsync);
     if (!baseline) return baseline.error();
     std::vector<ConcurrencyFigures> concurrency;
@@ -225,15 +410,26 @@ Runner define_bench(CLI::App& app, Context&) {
       concurrency.push_back(*figures);
     }
 
-    auto small = measure_claims(root / "small", opts->small, opts->claims, opts->fsync, rng);
+    auto small = measure_store(root / "small", opts->small, opts->claims, opts->fsync, rng);
     if (!small) return small.error();
-    auto large = measure_claims(root / "large", opts->jobs, opts->claims, opts->fsync, rng);
+    auto large = measure_store(root / "large", opts->jobs, opts->claims, opts->fsync, rng);
     if (!large) return large.error();
     double ratio = small->p50 > 0 ? large->p50 / small->p50 : 0;
 
     if (ctx.globals.json) {
       auto fig = [](const ClaimFigures& f) {
-        return nlohmann::json{{"queued", f.queued}, {"p50Ms", f.p50}, {"p99Ms", f.p99}, {"claimsPerSecond", f.per_second}};
+        return nlohmann::json{{"jobs", f.jobs},
+                              {"queued", f.queued},
+                              {"shipped", f.jobs - f.queued},
+                              {"loadSeconds", f.load_seconds},
+                              {"p50Ms", f.p50},
+                              {"p99Ms", f.p99},
+                              {"claimsPerSecond", f.per_second},
+                              {"listCliMs", f.list_cli_ms},
+                              {"listInProcessMs", f.list_ms},
+                              {"listJsonBytes", f.list_bytes},
+                              {"showCliP50Ms", f.show_cli_p50},
+                              {"showInProcessP50Ms", f.show_p50}};
       };
       nlohmann::json levels = nlohmann::json::array();
       for (const auto& c : concurrency) {
@@ -243,23 +439,39 @@ Runner define_bench(CLI::App& app, Context&) {
                   {"baselineCommitsPerSecond", *baseline},
                   {"submitsPerSecond", submit_rate},
                   {"submitToBaseline", submit_rate / *baseline},
+                  {"cyclesPerSecond", cycle_rate},
+                  {"cycleTransitionsPerSecond", 3 * cycle_rate},
+                  {"cycleTransitionsToBaseline", 3 * cycle_rate / *baseline},
+                  {"gc", {{"transitions", gc->transitions},
+                          {"objects", gc->objects},
+                          {"packBytes", gc->pack_bytes},
+                          {"bytesPerTransition", bytes_per_transition}}},
                   {"cliClaimers", std::move(levels)},
-                  {"claimSmall", fig(*small)},
-                  {"claimLarge", fig(*large)},
+                  {"smallStore", fig(*small)},
+                  {"largeStore", fig(*large)},
                   {"claimP50Ratio", ratio}});
       return {};
     }
     std::printf("gigafab bench (%s, one in-process writer)\n", opts->fsync ? "fsync on" : "fsync off");
     std::printf("  baseline (raw libgit2 commit + CAS): %8.1f commits/s\n", *baseline);
     std::printf("  submit:                         %8.1f jobs/s (%.2f x baseline)\n", submit_rate, submit_rate / *baseline);
+    std::printf("  claim -> start -> report:       %8.1f cycles/s = %.1f transitions/s (%.2f x baseline)\n", cycle_rate,
+                3 * cycle_rate, 3 * cycle_rate / *baseline);
+    std::printf("  after gc: %zu transitions (%zu submits, %zu cycles) in a %ju-byte pack: %.0f bytes/transition\n",
+                gc->transitions, opts->submits, opts->cycles, gc->pack_bytes, bytes_per_transition);
     for (const auto& c : concurrency) {
       std::printf("  %zu CLI claimer process(es):   p50 %7.2f ms  p99 %7.2f ms  %7.1f claims/s\n", c.claimers, c.p50, c.p99,
                   c.per_second);
     }
-    std::printf("  claim, %6zu queued:  p50 %7.2f ms  p99 %7.2f ms  %7.1f claims/s\n", small->queued, small->p50,
-                small->p99, small->per_second);
-    std::printf("  claim, %6zu queued:  p50 %7.2f ms  p99 %7.2f ms  %7.1f claims/s\n", large->queued, large->p50,
-                large->p99, large->per_second);
+    for (const ClaimFigures* f : {&*small, &*large}) {
+      std::printf("  store of %zu jobs (%zu shipped, %zu queued; loaded in %.1f s):\n", f->jobs, f->jobs - f->queued,
+                  f->queued, f->load_seconds);
+      std::printf("    claim:          p50 %7.2f ms  p99 %7.2f ms  %7.1f claims/s\n", f->p50, f->p99, f->per_second);
+      std::printf("    list --json:    %8.1f ms as a process, %8.1f ms in-process (%zu bytes)\n", f->list_cli_ms,
+                  f->list_ms, f->list_bytes);
+      std::printf("    show --json:    p50 %7.2f ms as a process, p50 %7.2f ms in-process\n", f->show_cli_p50,
+                  f->show_p50);
+    }
     std::printf("  claim p50 ratio (large/small): %.2f\n", ratio);
     return {};
   };

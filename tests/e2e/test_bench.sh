@@ -1,0 +1,34 @@
+# gigafab bench on tiny stores: every figure is there, the stores have the
+# 90/10 shape, durability is on unless --no-fsync, and nothing is left behind.
+source "$(dirname "$0")/lib.sh"
+mkdir scratch
+small=(--jobs 40 --small 20 --claims 2 --submits 4 --cycles 2 --claimers 1,2 --cli-claims 3 --dir scratch)
+
+run gf --json bench "${small[@]}" --no-fsync
+expect_rc 0
+expect_eq "$(json 'd["fsync"]')" False "fsync with --no-fsync"
+expect_eq "$(json '[d["smallStore"][k] for k in ("jobs", "shipped", "queued")]')" "[20, 18, 2]" "small store shape"
+expect_eq "$(json '[d["largeStore"][k] for k in ("jobs", "shipped", "queued")]')" "[40, 36, 4]" "large store shape"
+expect_eq "$(json '[c["claimers"] for c in d["cliClaimers"]]')" "[1, 2]" "claimer levels"
+[ "$(json 'all(d[k] > 0 for k in ("baselineCommitsPerSecond", "submitsPerSecond", "cyclesPerSecond", "cycleTransitionsToBaseline"))')" = True ] ||
+  fail "rates: $OUT"
+# 1 init + 4 submits + 2 cycles of claim, start, report
+expect_eq "$(json 'd["gc"]["transitions"]')" 11 "transitions before gc"
+[ "$(json 'd["gc"]["bytesPerTransition"] > 0')" = True ] || fail "gc: $OUT"
+[ "$(json 'all(d[s][k] > 0 for s in ("smallStore", "largeStore") for k in ("listCliMs", "listInProcessMs", "showCliP50Ms", "showInProcessP50Ms", "p50Ms", "listJsonBytes"))')" = True ] ||
+  fail "store figures: $OUT"
+[ -z "$(ls scratch)" ] || fail "bench left $(ls scratch) behind"
+
+run gf bench "${small[@]}"
+expect_rc 0
+expect_out "fsync on"
+expect_out "claim -> start -> report:"
+expect_out "after gc: 11 transitions"
+expect_out "store of 40 jobs (36 shipped, 4 queued"
+expect_out "list --json:"
+expect_out "show --json:"
+
+run gf bench --jobs 40 --small 20 --claims 3 --dir scratch
+expect_rc 2
+expect_err "--claims must be between 1 and the queued jobs of each store"
+pass
