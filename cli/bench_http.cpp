@@ -239,6 +239,27 @@ Result<std::string> prepare_store(const std::string& path, bool fsync, std::size
 
 }  // namespace
 
+Result<std::size_t> measure_serve_memory(const std::string& store) {
+  std::string token;
+  {
+    auto opened = gitstore::Store::open(store);
+    if (!opened) return opened.error();
+    gitstore::LocalFleet fleet(std::move(*opened), "bench", std::nullopt);
+    auto issued = fleet.create_operator_token("*", "bench");
+    if (!issued) return issued.error();
+    token = issued->token;
+  }
+  auto server = ScratchServer::start(store, true);
+  if (!server) return server.error();
+  auto client = RemoteFleet::create(server->url(), token, "bench", "bench");
+  if (!client) return client.error();
+  core::JobFilter all;
+  all.product = "bench";
+  auto jobs = (*client)->list(all);
+  if (!jobs) return jobs.error();
+  return server->resident_bytes();
+}
+
 Result<HttpBench> run_http_bench(const std::string& root, bool fsync, std::size_t jobs, std::size_t clients,
                                  double seconds) {
   HttpBench out;

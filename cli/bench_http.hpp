@@ -64,6 +64,10 @@ struct HttpBench {
   HttpCycles single;
   double submit_to_claim_p50_ms = 0;
 };
+// `gigafab serve`'s resident memory on an existing store (product "bench")
+// after it answered a list of every job, in bytes.
+core::Result<std::size_t> measure_serve_memory(const std::string& store);
+
 core::Result<HttpBench> run_http_bench(const std::string& root, bool fsync, std::size_t jobs, std::size_t clients,
                                        double seconds);
 

@@ -21,6 +21,7 @@
 extern char** environ;
 
 #include "cli/command.hpp"
+#include "cli/bench_http.hpp"
 #include "cli/output.hpp"
 #include "core/json.hpp"
 #include "core/submit.hpp"
@@ -310,6 +311,11 @@ Result<ConcurrencyFigures> measure_cli_claimers(const fs::path& path, std::size_
 
 }  // namespace
 
+nlohmann::json cycles_json(const HttpCycles& c) {
+  return {{"cyclesPerSecond", c.per_second}, {"p50Ms", c.p50_ms}, {"p99Ms", c.p99_ms},
+          {"cycles", c.cycles}, {"commits", c.commits}, {"seconds", c.seconds}};
+}
+
 Runner define_bench(CLI::App& app, Context&) {
   struct Options {
     std::size_t jobs = 100000;
@@ -322,6 +328,9 @@ Runner define_bench(CLI::App& app, Context&) {
     bool keep = false;
     std::vector<std::size_t> claimers = {1, 2, 4, 8};
     std::size_t cli_claims = 80;
+    std::size_t http_clients = 16;
+    double http_seconds = 5;
+    std::size_t http_jobs = 5000;
   };
   auto opts = std::make_shared<Options>();
   app.add_option("--jobs", opts->jobs, "jobs in the large store, 90% shipped and 10% queued (default 100000)");
@@ -336,6 +345,10 @@ Runner define_bench(CLI::App& app, Context&) {
       ->delimiter(',');
   app.add_option("--cli-claims", opts->cli_claims, "claims per concurrency level (default 80)");
   app.add_option("--dir", opts->dir, "where to create the scratch stores (default: a new temporary directory)");
+  app.add_option("--http-clients", opts->http_clients,
+                 "HTTP clients against a scratch gigafab serve, with and without group commit (default 16; 0: skip)");
+  app.add_option("--http-seconds", opts->http_seconds, "seconds each HTTP measurement runs (default 5)");
+  app.add_option("--http-jobs", opts->http_jobs, "queued jobs in each HTTP store (default 5000)");
   app.add_flag("--keep", opts->keep, "leave the scratch stores there (to profile or inspect them) and print where");
   return [opts](Context& ctx) -> Result<void> {
     if (auto ok = ctx.require_local("bench"); !ok) return ok.error();
@@ -415,6 +428,15 @@ Runner define_bench(CLI::App& app, Context&) {
     auto large = measure_store(root / "large", opts->jobs, opts->claims, opts->fsync, rng);
     if (!large) return large.error();
     double ratio = small->p50 > 0 ? large->p50 / small->p50 : 0;
+    auto serve_memory = measure_serve_memory((root / "large").string());
+    if (!serve_memory) return serve_memory.error();
+
+    std::optional<HttpBench> http;
+    if (opts->http_clients > 0) {
+      auto measured = run_http_bench(root.string(), opts->fsync, opts->http_jobs, opts->http_clients, opts->http_seconds);
+      if (!measured) return measured.error();
+      http = *measured;
+    }
 
     if (ctx.globals.json) {
       auto fig = [](const ClaimFigures& f) {
@@ -449,7 +471,16 @@ Runner define_bench(CLI::App& app, Context&) {
                   {"cliClaimers", std::move(levels)},
                   {"smallStore", fig(*small)},
                   {"largeStore", fig(*large)},
-                  {"claimP50Ratio", ratio}});
+                  {"claimP50Ratio", ratio},
+                  {"serveResidentBytesLargeStore", *serve_memory},
+                  {"http", http ? nlohmann::json{{"clients", opts->http_clients},
+                                                 {"groupCommit", cycles_json(http->grouped)},
+                                                 {"commitPerRequest", cycles_json(http->single)},
+                                                 {"groupToSingle", http->single.per_second > 0
+                                                                       ? http->grouped.per_second / http->single.per_second
+                                                                       : 0},
+                                                 {"submitToClaimP50Ms", http->submit_to_claim_p50_ms}}
+                                : nlohmann::json(nullptr)}});
       return {};
     }
     std::printf("gigafab bench (%s, one in-process writer)\n", opts->fsync ? "fsync on" : "fsync off");
@@ -473,6 +504,19 @@ Runner define_bench(CLI::App& app, Context&) {
                   f->show_p50);
     }
     std::printf("  claim p50 ratio (large/small): %.2f\n", ratio);
+    std::printf("  gigafab serve on the large store, after listing every job: %.1f MB resident\n",
+                static_cast<double>(*serve_memory) / (1024.0 * 1024.0));
+    if (http) {
+      for (const HttpCycles* c : {&http->grouped, &http->single}) {
+        std::printf("  serve, %zu HTTP clients, %-21s %7.1f claim->start->report cycles/s  p50 %7.1f ms  p99 %7.1f ms"
+                    "  (%zu cycles in %zu commits)\n",
+                    c->clients, c->group_commit ? "group commit:" : "one commit per request:", c->per_second, c->p50_ms,
+                    c->p99_ms, c->cycles, c->commits);
+      }
+      std::printf("  group commit / one commit per request: %.2f x\n",
+                  http->single.per_second > 0 ? http->grouped.per_second / http->single.per_second : 0);
+      std::printf("  submit -> waiting claim via serve: p50 %.2f ms\n", http->submit_to_claim_p50_ms);
+    }
     return {};
   };
 }

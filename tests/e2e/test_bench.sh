@@ -2,7 +2,8 @@
 # 90/10 shape, durability is on unless --no-fsync, and nothing is left behind.
 source "$(dirname "$0")/lib.sh"
 mkdir scratch
-small=(--jobs 40 --small 20 --claims 2 --submits 4 --cycles 2 --claimers 1,2 --cli-claims 3 --dir scratch)
+small=(--jobs 40 --small 20 --claims 2 --submits 4 --cycles 2 --claimers 1,2 --cli-claims 3 --dir scratch
+  --http-clients 2 --http-seconds 1 --http-jobs 60)
 
 run gf --json bench "${small[@]}" --no-fsync
 expect_rc 0
@@ -17,6 +18,14 @@ expect_eq "$(json 'd["gc"]["transitions"]')" 11 "transitions before gc"
 [ "$(json 'd["gc"]["bytesPerTransition"] > 0')" = True ] || fail "gc: $OUT"
 [ "$(json 'all(d[s][k] > 0 for s in ("smallStore", "largeStore") for k in ("listCliMs", "listInProcessMs", "showCliP50Ms", "showInProcessP50Ms", "p50Ms", "listJsonBytes"))')" = True ] ||
   fail "store figures: $OUT"
+# The HTTP section: a scratch serve with and without group commit. Without,
+# every cycle is three commits; with, never more.
+[ "$(json 'd["serveResidentBytesLargeStore"] > 0')" = True ] || fail "serve memory: $OUT"
+h='d["http"]'
+[ "$(json "$h[\"groupCommit\"][\"cycles\"] > 0 and $h[\"commitPerRequest\"][\"cycles\"] > 0")" = True ] || fail "http: $OUT"
+expect_eq "$(json "$h[\"commitPerRequest\"][\"commits\"] == 3 * $h[\"commitPerRequest\"][\"cycles\"]")" True "one commit per request"
+expect_eq "$(json "$h[\"groupCommit\"][\"commits\"] <= 3 * $h[\"groupCommit\"][\"cycles\"]")" True "group commits"
+[ "$(json "$h[\"submitToClaimP50Ms\"] > 0")" = True ] || fail "submit to claim: $OUT"
 [ -z "$(ls scratch)" ] || fail "bench left $(ls scratch) behind"
 
 run gf bench "${small[@]}"
@@ -27,6 +36,9 @@ expect_out "after gc: 11 transitions"
 expect_out "store of 40 jobs (36 shipped, 4 queued"
 expect_out "list --json:"
 expect_out "show --json:"
+expect_out "MB resident"
+expect_out "group commit / one commit per request:"
+expect_out "submit -> waiting claim via serve: p50"
 
 run gf bench --jobs 40 --small 20 --claims 3 --dir scratch
 expect_rc 2
