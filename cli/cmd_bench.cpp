@@ -330,7 +330,7 @@ Runner define_bench(CLI::App& app, Context&) {
     std::size_t cli_claims = 80;
     std::size_t http_clients = 16;
     double http_seconds = 5;
-    std::size_t http_jobs = 5000;
+    std::size_t http_jobs = 2000;
   };
   auto opts = std::make_shared<Options>();
   app.add_option("--jobs", opts->jobs, "jobs in the large store, 90% shipped and 10% queued (default 100000)");
@@ -348,7 +348,7 @@ Runner define_bench(CLI::App& app, Context&) {
   app.add_option("--http-clients", opts->http_clients,
                  "HTTP clients against a scratch gigafab serve, with and without group commit (default 16; 0: skip)");
   app.add_option("--http-seconds", opts->http_seconds, "seconds each HTTP measurement runs (default 5)");
-  app.add_option("--http-jobs", opts->http_jobs, "queued jobs in each HTTP store (default 5000)");
+  app.add_option("--http-jobs", opts->http_jobs, "queued jobs in each HTTP store (default 2000)");
   app.add_flag("--keep", opts->keep, "leave the scratch stores there (to profile or inspect them) and print where");
   return [opts](Context& ctx) -> Result<void> {
     if (auto ok = ctx.require_local("bench"); !ok) return ok.error();

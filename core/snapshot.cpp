@@ -1,5 +1,6 @@
 #include "core/snapshot.hpp"
 
+#include <map>
 #include <set>
 
 namespace gigafab::core {
@@ -48,20 +49,39 @@ Result<std::optional<std::string>> OverlaySnapshot::read(std::string_view path) 
 Result<std::vector<std::string>> OverlaySnapshot::list(std::string_view dir) const {
   auto base = m_base.list(dir);
   if (!base) return base.error();
-  std::set<std::string> names(base->begin(), base->end());
   std::string prefix = std::string(dir) + "/";
-  for (auto it = m_change.writes.lower_bound(prefix); it != m_change.writes.end() && it->first.starts_with(prefix); ++it) {
+  auto it = m_change.writes.lower_bound(prefix);
+  if (it == m_change.writes.end() || !it->first.starts_with(prefix)) return base;  // untouched: as it was
+  // What the change does to the entries of `dir`: name -> present.
+  std::map<std::string, bool> edits;
+  for (; it != m_change.writes.end() && it->first.starts_with(prefix); ++it) {
     std::string rest = it->first.substr(prefix.size());
     std::size_t slash = rest.find('/');
     if (slash != std::string::npos) {
-      names.insert(rest.substr(0, slash));
-    } else if (it->second) {
-      names.insert(rest);
+      edits[rest.substr(0, slash)] = true;  // a directory with something written in it
     } else {
-      names.erase(rest);
+      edits[rest] = it->second.has_value();
     }
   }
-  return std::vector<std::string>(names.begin(), names.end());
+  // Both are sorted: merge them in one pass.
+  std::vector<std::string> out;
+  out.reserve(base->size() + edits.size());
+  auto e = edits.begin();
+  for (auto& name : *base) {
+    for (; e != edits.end() && e->first < name; ++e) {
+      if (e->second) out.push_back(e->first);
+    }
+    if (e != edits.end() && e->first == name) {
+      if (e->second) out.push_back(std::move(name));
+      ++e;
+      continue;
+    }
+    out.push_back(std::move(name));
+  }
+  for (; e != edits.end(); ++e) {
+    if (e->second) out.push_back(e->first);
+  }
+  return out;
 }
 
 }  // namespace gigafab::core
