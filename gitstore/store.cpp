@@ -484,9 +484,14 @@ struct Store::Impl {
     if (count < 2) return {};
     std::vector<std::string> bases;
     for (std::size_t i = 0; i < count; ++i) bases.push_back(all[i].second);
-    // Byte for byte (no recompression); with an object in two of the packs,
-    // repack them with libgit2 instead.
-    auto merged = packfile::concatenate(pack_dir(), bases, fsync);
+    // Byte for byte (no recompression), unless this merge takes in every
+    // pack: then libgit2's builder repacks with deltas, as gc does, so the
+    // store stays within a small factor of its packed size while merges in
+    // between stay cheap (that happens once each time the store doubles).
+    // With an object in two of the packs, the builder too.
+    const bool everything = count == all.size();
+    auto merged = everything ? Result<void>(make_error(ErrorCode::usage, "repack everything with deltas"))
+                             : packfile::concatenate(pack_dir(), bases, fsync);
     if (merged) {
       for (const auto& base : bases) remove_pack(base);
       git_odb* odb = nullptr;
