@@ -17,7 +17,6 @@
 
 #include "cli/remote_fleet.hpp"
 #include "core/manifest.hpp"
-#include "core/submit.hpp"
 #include "gitstore/local_fleet.hpp"
 #include "gitstore/store.hpp"
 
@@ -202,35 +201,12 @@ Result<double> measure_submit_to_claim(const ScratchServer& server, const std::s
 
 namespace {
 
-// A scratch store with `jobs` queued jobs (2,000 per commit: loading is not
-// what is measured) and an operator token for every product.
-Result<std::string> prepare_store(const std::string& path, bool fsync, std::size_t jobs) {
+// A scratch store with `jobs` queued jobs and an operator token for every
+// product; returns the token.
+Result<std::string> prepare_store(const std::string& path, bool fsync, std::size_t jobs, const JobLoader& load) {
   auto store = gitstore::Store::init(path, gitstore::InitOptions{fsync}, "bench");
   if (!store) return store.error();
-  auto manifest = core::parse_manifest("+++\ntitle = \"http bench job\"\n+++\n# http bench job\n", "bench");
-  if (!manifest) return manifest.error();
-  core::Millis now = core::now_millis() - 60'000;
-  std::uint64_t seed = 7;
-  for (std::size_t done = 0; done < jobs;) {
-    std::size_t n = std::min<std::size_t>(2000, jobs - done);
-    auto committed = store->transact(
-        [&](const core::Snapshot& snap) -> Result<core::Change> {
-          core::Change all;
-          for (std::size_t i = 0; i < n; ++i) {
-            core::OverlaySnapshot view(snap, all);
-            core::SubmitRequest request{*manifest, "bench", std::nullopt, "bench"};
-            auto result = core::submit(view, request, now + static_cast<core::Millis>(done + i), ++seed);
-            if (!result) return result.error();
-            for (auto& [p, content] : result->change.writes) all.writes[p] = std::move(content);
-          }
-          all.summary = "bench: load " + std::to_string(n) + " jobs";
-          all.trailers = {{"Gigafab-Op", "bench-load"}, {"Gigafab-Actor", "bench"}};
-          return all;
-        },
-        "bench");
-    if (!committed) return committed.error();
-    done += n;
-  }
+  if (auto ok = load(*store, jobs); !ok) return ok.error();
   gitstore::LocalFleet fleet(std::move(*store), "bench", std::nullopt);
   auto token = fleet.create_operator_token("*", "bench");
   if (!token) return token.error();
@@ -261,11 +237,11 @@ Result<std::size_t> measure_serve_memory(const std::string& store) {
 }
 
 Result<HttpBench> run_http_bench(const std::string& root, bool fsync, std::size_t jobs, std::size_t clients,
-                                 double seconds) {
+                                 double seconds, const JobLoader& load) {
   HttpBench out;
   for (bool grouped : {true, false}) {
     std::string path = root + (grouped ? "/http-grouped" : "/http-single");
-    auto token = prepare_store(path, fsync, jobs);
+    auto token = prepare_store(path, fsync, jobs, load);
     if (!token) return token.error();
     auto server = ScratchServer::start(path, grouped);
     if (!server) return server.error();

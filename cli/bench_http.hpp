@@ -4,10 +4,15 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <sys/types.h>
 
 #include "core/error.hpp"
+
+namespace gigafab::gitstore {
+class Store;
+}
 
 namespace gigafab::cli {
 
@@ -68,7 +73,10 @@ struct HttpBench {
 // after it answered a list of every job, in bytes.
 core::Result<std::size_t> measure_serve_memory(const std::string& store);
 
+// `load` fills a new store with that many queued jobs of product "bench"
+// (cmd_bench's bulk loader).
+using JobLoader = std::function<core::Result<void>(gitstore::Store&, std::size_t)>;
 core::Result<HttpBench> run_http_bench(const std::string& root, bool fsync, std::size_t jobs, std::size_t clients,
-                                       double seconds);
+                                       double seconds, const JobLoader& load);
 
 }  // namespace gigafab::cli

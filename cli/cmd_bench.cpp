@@ -433,7 +433,8 @@ Runner define_bench(CLI::App& app, Context&) {
 
     std::optional<HttpBench> http;
     if (opts->http_clients > 0) {
-      auto measured = run_http_bench(root.string(), opts->fsync, opts->http_jobs, opts->http_clients, opts->http_seconds);
+      auto measured = run_http_bench(root.string(), opts->fsync, opts->http_jobs, opts->http_clients, opts->http_seconds,
+                                     [&](gitstore::Store& s, std::size_t n) { return bulk_load(s, n, rng); });
       if (!measured) return measured.error();
       http = *measured;
     }

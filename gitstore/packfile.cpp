@@ -43,16 +43,6 @@ class Sha1 {
   EVP_MD_CTX* m_ctx;
 };
 
-std::string hex(const std::string& raw) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
 void put32(std::string& out, std::uint32_t v) {
   out += static_cast<char>(v >> 24);
   out += static_cast<char>(v >> 16);
@@ -159,7 +149,9 @@ std::string index_of(std::vector<Entry>& entries, const std::string& pack_sum) {
 // Writes the index and moves both files into place (the index last).
 Result<void> publish(const std::string& pack_dir, TempFile& pack, const std::string& pack_sum,
                      std::vector<Entry>& entries, bool durable) {
-  std::string base = pack_dir + "/pack-" + hex(pack_sum);
+  git_oid name;
+  std::memcpy(name.id, pack_sum.data(), k_oid);
+  std::string base = pack_dir + "/pack-" + git_oid_tostr_s(&name);
   std::string index = index_of(entries, pack_sum);
   TempFile idx(pack_dir);
   if (!idx.ok() || !idx.write(index.data(), index.size())) {
