@@ -1,9 +1,12 @@
 // The entry point: builds the parser from the command table, runs the chosen
 // command, and turns its Result into the fixed exit codes (DESIGN.md section 5).
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
 #include <pwd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -13,6 +16,42 @@
 #include "gitstore/local_fleet.hpp"
 
 namespace gigafab::cli {
+
+namespace {
+
+// Starts `gigafab --store PATH gc --background` detached (its own session,
+// reparented to init, no terminal), so the command that asked returns at once
+// and a long-running serve collects no zombie.
+void launch_background_gc(const std::string& store_path) {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return;
+  self[n] = '\0';
+  std::string store = store_path;
+  char* argv[] = {self, const_cast<char*>("--store"), store.data(), const_cast<char*>("gc"),
+                  const_cast<char*>("--background"), nullptr};
+  pid_t child = ::fork();
+  if (child < 0) return;
+  if (child == 0) {
+    // Only async-signal-safe calls from here on (the parent may have threads).
+    ::setsid();
+    if (::fork() == 0) {
+      int null = ::open("/dev/null", O_RDWR);
+      if (null >= 0) {
+        ::dup2(null, 0);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+      }
+      ::execv(self, argv);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace
 
 std::string Context::actor() {
   if (const char* actor = std::getenv("GIGAFAB_ACTOR"); actor && *actor) return actor;
@@ -113,6 +152,7 @@ int run(int argc, char** argv) {
   CLI::App app;
   Context ctx;
   std::vector<std::pair<CLI::App*, Runner>> runners;
+  gitstore::set_background_gc(launch_background_gc);
   try {
     define_app(app, ctx, runners);
     try {

@@ -352,6 +352,9 @@ Runner define_bench(CLI::App& app, Context&) {
   app.add_flag("--keep", opts->keep, "leave the scratch stores there (to profile or inspect them) and print where");
   return [opts](Context& ctx) -> Result<void> {
     if (auto ok = ctx.require_local("bench"); !ok) return ok.error();
+    // The in-process scratch stores are loaded in bulk and thrown away: a
+    // background gc of them would only take CPU from what is measured.
+    gitstore::set_background_gc(nullptr);
     if (opts->claims == 0 || opts->claims > queued_share(opts->small) || opts->claims > queued_share(opts->jobs) ||
         opts->submits == 0 ||
         opts->cycles == 0 || opts->cycles > opts->submits || opts->cli_claims == 0) {

@@ -1,6 +1,10 @@
 // gigafab gc: repack the store into one pack and drop what nothing references.
+// Writers go on meanwhile (gitstore::Store::gc). --background is how a store
+// runs it on its own: silent, one thread, gone at once if a gc is running.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+#include <memory>
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
@@ -8,15 +12,22 @@
 
 namespace gigafab::cli {
 
-Runner define_gc(CLI::App&, Context&) {
-  return [](Context& ctx) -> Result<void> {
+Runner define_gc(CLI::App& app, Context&) {
+  auto background = std::make_shared<bool>(false);
+  app.add_flag("--background", *background,
+               "run as the store's own automatic gc: on one thread, and exit at once if a gc is already running");
+  return [background](Context& ctx) -> Result<void> {
     if (auto ok = ctx.require_local("gc"); !ok) return ok.error();
     auto path = gitstore::Store::locate(ctx.globals.store);
     if (!path) return path.error();
     auto store = gitstore::Store::open(*path);
     if (!store) return store.error();
-    auto stats = store->gc();
+    auto stats = store->gc(gitstore::Store::GcOptions{*background});
     if (!stats) return stats.error();
+    if (stats->skipped) {
+      if (ctx.globals.json) print_json({{"skipped", true}});
+      return {};
+    }
     double per_transition = stats->transitions ? static_cast<double>(stats->pack_bytes) / static_cast<double>(stats->transitions) : 0;
     if (ctx.globals.json) {
       print_json({{"objects", stats->objects},

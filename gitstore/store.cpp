@@ -268,13 +268,19 @@ Result<std::optional<git_oid>> build_tree(git_repository* repo, const git_tree* 
   return std::optional<git_oid>{oid};
 }
 
-void log_event(const std::string& store_path, const std::string& line) {
-  std::fprintf(stderr, "gigafab: warning: %s\n", line.c_str());
+// Appends `line` to <store>/gigafab.log.
+void log_line(const std::string& store_path, const std::string& line) {
   if (FILE* f = std::fopen((store_path + "/gigafab.log").c_str(), "a")) {
     std::fprintf(f, "%s pid %d: %s\n", core::format_time(core::now_millis()).c_str(), static_cast<int>(getpid()),
                  line.c_str());
     std::fclose(f);
   }
+}
+
+// A warning on stderr, kept in <store>/gigafab.log too.
+void log_event(const std::string& store_path, const std::string& line) {
+  std::fprintf(stderr, "gigafab: warning: %s\n", line.c_str());
+  log_line(store_path, line);
 }
 
 // Holds flock(LOCK_EX) on <store>/gigafab.lock for its lifetime.
@@ -309,6 +315,51 @@ class WriterLock {
   explicit WriterLock(int fd) : m_fd(fd) {}
   int m_fd;
 };
+
+// Holds flock(LOCK_EX) on <store>/gigafab-gc.lock: one gc at a time, and no
+// pack merge while a gc runs. Never held while waiting for the writer lock
+// by anyone but the gc itself, so the two locks cannot deadlock.
+class GcLock {
+ public:
+  // Blocks until the lock is free.
+  static Result<GcLock> acquire(const std::string& store_path) {
+    std::string path = store_path + "/gigafab-gc.lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return make_error(ErrorCode::error, "cannot open " + path + ": " + std::strerror(errno));
+    while (::flock(fd, LOCK_EX) < 0) {
+      if (errno != EINTR) {
+        int err = errno;
+        ::close(fd);
+        return make_error(ErrorCode::error, "cannot lock " + path + ": " + std::strerror(err));
+      }
+    }
+    return GcLock(fd);
+  }
+  // nullopt when a gc holds it.
+  static std::optional<GcLock> try_acquire(const std::string& store_path) {
+    int fd = ::open((store_path + "/gigafab-gc.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return std::nullopt;
+    if (::flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    return GcLock(fd);
+  }
+  GcLock(GcLock&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+  GcLock& operator=(GcLock&&) = delete;
+  ~GcLock() {
+    if (m_fd >= 0) ::close(m_fd);
+  }
+
+ private:
+  explicit GcLock(int fd) : m_fd(fd) {}
+  int m_fd;
+};
+
+BackgroundGc& background_gc_launcher() {
+  static BackgroundGc launcher;
+  return launcher;
+}
 
 std::string hostname() {
   char buf[256] = {};
@@ -432,33 +483,21 @@ struct Store::Impl {
 
   std::string pack_dir() const { return path + "/objects/pack"; }
 
-  // Packs in objects/pack with their sizes, smallest first.
+  // Complete packs in objects/pack with their sizes, smallest first. A pack
+  // is complete once its index is there: writers rename the index in last.
   std::vector<std::pair<std::uintmax_t, std::string>> packs() const {
     std::vector<std::pair<std::uintmax_t, std::string>> out;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(pack_dir(), ec)) {
-      if (entry.path().extension() != ".pack") continue;
+      if (entry.path().extension() != ".idx") continue;
       std::string base = entry.path().string();
-      base.resize(base.size() - 5);
-      out.emplace_back(entry.file_size(ec), base);
+      base.resize(base.size() - 4);
+      std::error_code size_ec;
+      auto size = fs::file_size(base + ".pack", size_ec);
+      if (!size_ec) out.emplace_back(size, base);
     }
     std::sort(out.begin(), out.end());
     return out;
-  }
-
-  // Packs `objects` into one new pack; true when something was written.
-  Result<bool> write_pack(const std::vector<git_oid>& objects) {
-    if (objects.empty()) return false;
-    Handle<git_packbuilder, git_packbuilder_free> builder;
-    if (git_packbuilder_new(builder.out(), repo) < 0) return git_failure("cannot repack");
-    git_packbuilder_set_threads(builder.get(), 1);
-    for (const auto& oid : objects) {
-      if (git_packbuilder_insert(builder.get(), &oid, nullptr) < 0) return git_failure("cannot repack");
-    }
-    if (git_packbuilder_write(builder.get(), pack_dir().c_str(), 0, nullptr, nullptr) < 0) {
-      return git_failure("cannot write pack");
-    }
-    return true;
   }
 
   void remove_pack(const std::string& base) {
@@ -470,53 +509,58 @@ struct Store::Impl {
 
   // Merges the smallest packs while the next one is no larger than twice what
   // is merged so far (a geometric progression, like git repack --geometric),
-  // once there are more than k_max_packs. Caller holds the writer lock.
+  // once there are more than k_max_packs. Entries are copied byte for byte (no
+  // recompression), so a merge costs about a copy of what it takes in. A merge
+  // never takes in every pack: that would copy the whole store inside one
+  // write; the background gc (request_background_gc) repacks it with deltas
+  // instead, outside the writer lock. Skipped while a gc runs (it is about to
+  // replace these packs). Caller holds the writer lock.
   Result<void> consolidate_packs() {
     constexpr std::size_t k_max_packs = 8;
     auto all = packs();
     if (all.size() <= k_max_packs) return {};
+    auto gc_lock = GcLock::try_acquire(path);
+    if (!gc_lock) return {};  // a gc is running
     std::uintmax_t merged_size = 0;
     std::size_t count = 0;
     while (count < all.size() && (count < 2 || all[count].first <= 2 * merged_size)) {
       merged_size += all[count].first;
       ++count;
     }
+    if (count == all.size()) {
+      // The store has about doubled since it was last packed.
+      --count;
+      gc_lock.reset();
+      request_background_gc();
+    }
     if (count < 2) return {};
     std::vector<std::string> bases;
     for (std::size_t i = 0; i < count; ++i) bases.push_back(all[i].second);
-    // Byte for byte (no recompression), unless this merge takes in every
-    // pack: then libgit2's builder repacks with deltas, as gc does, so the
-    // store stays within a small factor of its packed size while merges in
-    // between stay cheap (that happens once each time the store doubles).
-    // With an object in two of the packs, the builder too.
-    const bool everything = count == all.size();
-    auto merged = everything ? Result<void>(make_error(ErrorCode::usage, "repack everything with deltas"))
-                             : packfile::concatenate(pack_dir(), bases, fsync);
-    if (merged) {
-      for (const auto& base : bases) remove_pack(base);
-      git_odb* odb = nullptr;
-      if (git_repository_odb(&odb, repo) == 0) {
-        git_odb_refresh(odb);
-        git_odb_free(odb);
-      }
+    auto merged = packfile::concatenate(pack_dir(), bases, fsync);
+    if (!merged) {
+      if (merged.error().code != ErrorCode::usage) return merged.error();
+      // An object in two of them: leave them to the gc, which writes each once.
+      gc_lock.reset();
+      request_background_gc();
       return {};
     }
-    if (merged.error().code != ErrorCode::usage) return merged.error();
-    std::vector<git_oid> objects;
-    for (std::size_t i = 0; i < count; ++i) {
-      auto ids = read_pack_index(all[i].second + ".idx");
-      if (!ids) return ids.error();
-      objects.insert(objects.end(), ids->begin(), ids->end());
-    }
-    auto wrote = write_pack(objects);
-    if (!wrote) return wrote.error();
-    for (std::size_t i = 0; i < count; ++i) remove_pack(all[i].second);
+    for (const auto& base : bases) remove_pack(base);
+    refresh_odb();
+    return {};
+  }
+
+  void refresh_odb() {
     git_odb* odb = nullptr;
     if (git_repository_odb(&odb, repo) == 0) {
       git_odb_refresh(odb);
       git_odb_free(odb);
     }
-    return {};
+  }
+
+  void request_background_gc() {
+    if (!background_gc_launcher()) return;
+    if (!GcLock::try_acquire(path)) return;  // one is running
+    background_gc_launcher()(path);
   }
 
   Result<std::optional<git_oid>> tip(const char* ref = k_state_ref) const {
@@ -959,33 +1003,27 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
   }
 }
 
-Result<Store::GcStats> Store::gc() {
-  auto lock = WriterLock::acquire(m_impl->path);
-  if (!lock) return lock.error();
-  GcStats stats;
-  auto before = m_impl->packs();
-  WalkHandle walk;
-  if (git_revwalk_new(walk.out(), m_impl->repo) < 0 || git_revwalk_push_glob(walk.get(), "refs/gigafab/*") < 0) {
-    return git_failure("cannot walk " + m_impl->path);
-  }
-  Handle<git_packbuilder, git_packbuilder_free> builder;
-  if (git_packbuilder_new(builder.out(), m_impl->repo) < 0) return git_failure("cannot repack");
-  if (git_packbuilder_insert_walk(builder.get(), walk.get()) < 0) return git_failure("cannot repack");
-  stats.objects = git_packbuilder_object_count(builder.get());
-  if (git_packbuilder_write(builder.get(), m_impl->pack_dir().c_str(), 0, nullptr, nullptr) < 0) {
-    return git_failure("cannot write pack");
-  }
-  std::string kept = m_impl->pack_dir() + "/pack-" + git_packbuilder_name(builder.get());
-  for (const auto& [size, base] : before) {
-    if (base == kept) continue;
-    for (const char* ext : {".idx", ".pack", ".rev", ".keep"}) {
-      std::error_code ec;
-      fs::remove(base + ext, ec);
-    }
-    ++stats.packs_removed;
-  }
+void set_background_gc(BackgroundGc launcher) { background_gc_launcher() = std::move(launcher); }
+
+namespace {
+
+struct TrackedFile {
+  std::string path;  // a pack's base (no extension) or a loose object's file
+  fs::file_time_type mtime;
+};
+
+std::optional<fs::file_time_type> mtime_of(const std::string& file) {
   std::error_code ec;
-  for (const auto& dir : fs::directory_iterator(m_impl->path + "/objects", ec)) {
+  auto t = fs::last_write_time(file, ec);
+  if (ec) return std::nullopt;
+  return t;
+}
+
+// Loose objects under objects/xx/ with their modification times and ids.
+std::vector<std::pair<TrackedFile, git_oid>> loose_objects(const std::string& store_path) {
+  std::vector<std::pair<TrackedFile, git_oid>> out;
+  std::error_code ec;
+  for (const auto& dir : fs::directory_iterator(store_path + "/objects", ec)) {
     std::string name = dir.path().filename().string();
     if (name.size() != 2 || !std::isxdigit(static_cast<unsigned char>(name[0])) ||
         !std::isxdigit(static_cast<unsigned char>(name[1]))) {
@@ -993,18 +1031,97 @@ Result<Store::GcStats> Store::gc() {
     }
     std::error_code inner;
     for (const auto& file : fs::directory_iterator(dir.path(), inner)) {
-      if (fs::remove(file.path(), inner)) ++stats.loose_removed;
+      git_oid oid;
+      std::string hex = name + file.path().filename().string();
+      if (hex.size() != GIT_OID_HEXSZ || git_oid_fromstr(&oid, hex.c_str()) < 0) continue;
+      auto t = mtime_of(file.path().string());
+      if (t) out.push_back({{file.path().string(), *t}, oid});
     }
-    fs::remove(dir.path(), inner);
   }
+  return out;
+}
+
+}  // namespace
+
+Result<Store::GcStats> Store::gc(const GcOptions& options) {
+  GcStats stats;
+  std::optional<GcLock> gc_lock;
+  if (options.background) {
+    auto lock = GcLock::try_acquire(m_impl->path);
+    if (!lock) {
+      stats.skipped = true;
+      return stats;
+    }
+    gc_lock.emplace(std::move(*lock));
+  } else {
+    auto lock = GcLock::acquire(m_impl->path);
+    if (!lock) return lock.error();
+    gc_lock.emplace(std::move(*lock));
+  }
+  // What exists now. Only these files are deleted at the end, and only when
+  // nothing touched them meanwhile.
+  const auto recent = fs::file_time_type::clock::now() - std::chrono::seconds(10);
+  std::vector<TrackedFile> old_packs;
+  for (const auto& [size, base] : m_impl->packs()) {
+    if (auto t = mtime_of(base + ".pack")) old_packs.push_back({base, *t});
+  }
+  auto loose = loose_objects(m_impl->path);
+
+  WalkHandle walk;
+  if (git_revwalk_new(walk.out(), m_impl->repo) < 0 || git_revwalk_push_glob(walk.get(), "refs/gigafab/*") < 0) {
+    return git_failure("cannot walk " + m_impl->path);
+  }
+  Handle<git_packbuilder, git_packbuilder_free> builder;
+  if (git_packbuilder_new(builder.out(), m_impl->repo) < 0) return git_failure("cannot repack");
+  git_packbuilder_set_threads(builder.get(), options.background ? 1 : 0);
+  if (git_packbuilder_insert_walk(builder.get(), walk.get()) < 0) return git_failure("cannot repack");
+  // Recent files may hold objects a write in flight is about to reference.
+  for (const auto& pack : old_packs) {
+    if (pack.mtime < recent) continue;
+    auto ids = read_pack_index(pack.path + ".idx");
+    if (!ids) return ids.error();
+    for (const auto& oid : *ids) {
+      if (git_packbuilder_insert(builder.get(), &oid, nullptr) < 0) return git_failure("cannot repack");
+    }
+  }
+  for (const auto& [file, oid] : loose) {
+    if (file.mtime >= recent && git_packbuilder_insert(builder.get(), &oid, nullptr) < 0) {
+      return git_failure("cannot repack");
+    }
+  }
+  stats.objects = git_packbuilder_object_count(builder.get());
+  if (git_packbuilder_write(builder.get(), m_impl->pack_dir().c_str(), 0, nullptr, nullptr) < 0) {
+    return git_failure("cannot write pack");
+  }
+  std::string kept = m_impl->pack_dir() + "/pack-" + git_packbuilder_name(builder.get());
+  {
+    // No write is between reading an object and publishing its commit while
+    // the old files go.
+    auto lock = WriterLock::acquire(m_impl->path);
+    if (!lock) return lock.error();
+    for (const auto& pack : old_packs) {
+      if (pack.path == kept || mtime_of(pack.path + ".pack") != pack.mtime) continue;
+      m_impl->remove_pack(pack.path);
+      ++stats.packs_removed;
+    }
+    for (const auto& [file, oid] : loose) {
+      if (mtime_of(file.path) != file.mtime) continue;
+      std::error_code ec;
+      if (fs::remove(file.path, ec)) ++stats.loose_removed;
+      fs::remove(fs::path(file.path).parent_path(), ec);  // only when empty
+    }
+    m_impl->refresh_odb();
+  }
+  std::error_code ec;
   stats.pack_bytes = fs::file_size(kept + ".pack", ec);
-  git_odb* odb = nullptr;
-  if (git_repository_odb(&odb, m_impl->repo) == 0) {
-    git_odb_refresh(odb);
-    git_odb_free(odb);
-  }
   auto history = this->history();
   if (history) stats.transitions = history->size();
+  if (options.background) {
+    log_line(m_impl->path, "background gc: " + std::to_string(stats.objects) + " objects in " +
+                                std::to_string(stats.pack_bytes) + " bytes; removed " +
+                                std::to_string(stats.packs_removed) + " packs and " +
+                                std::to_string(stats.loose_removed) + " loose objects");
+  }
   return stats;
 }
 

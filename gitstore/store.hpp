@@ -43,6 +43,13 @@ struct CommitInfo {
   std::string trailer(std::string_view key) const;
 };
 
+// How a store starts a gc in the background when it has about doubled since
+// it was last packed (the CLI runs `gigafab --store PATH gc --background` as
+// a detached process). Unset (the default, and in tests): no automatic gc;
+// pack merges still keep the number of packs small.
+using BackgroundGc = std::function<void(const std::string& store_path)>;
+void set_background_gc(BackgroundGc launcher);
+
 class Store {
  public:
   // Creates a bare repository at `path` with the state ref's first commit.
@@ -79,16 +86,28 @@ class Store {
   Result<std::unique_ptr<core::Snapshot>> snapshot_of(const char* ref) const;
 
   struct GcStats {
+    bool skipped = false;            // background: another gc was running
     std::size_t objects = 0;         // objects in the new pack
     std::uintmax_t pack_bytes = 0;   // its size
     std::size_t packs_removed = 0;
     std::size_t loose_removed = 0;
     std::size_t transitions = 0;     // commits on the state ref
   };
-  // Repacks every object reachable from refs/gigafab/* into one pack and
-  // deletes the rest (older packs, loose objects, the liveness ref's old
-  // beats). Holds the writer lock meanwhile.
-  Result<GcStats> gc();
+  struct GcOptions {
+    // A gc the store asked for itself: give up at once when another gc runs,
+    // and search deltas on one thread so writers keep the other cores.
+    bool background = false;
+  };
+  // Repacks every object reachable from refs/gigafab/* into one pack with
+  // deltas and deletes what it replaced (older packs, loose objects, the
+  // liveness ref's old beats). Writers go on meanwhile: the pack is built
+  // without the writer lock, which is taken only to delete the old files.
+  // Objects written since the gc started are kept, and so is every object of
+  // a pack written or touched (libgit2 "freshens" a pack when a write reuses
+  // one of its objects) in the last 10 seconds, so a write that reuses an
+  // object nothing referenced yet never loses it.
+  Result<GcStats> gc(const GcOptions& options);
+  Result<GcStats> gc() { return gc(GcOptions{}); }
 
   // The operations of the state ref's history, newest first (a group commit
   // gives one entry per operation, all with its commit id); all when limit is 0.

@@ -1,4 +1,6 @@
-# gigafab gc: one pack, nothing lost, unreachable objects dropped, writes go on.
+# gigafab gc: one pack, nothing lost, unreachable objects dropped, writes go on
+# during a gc, a gc killed half-way loses nothing, and the store packs itself
+# in the background once it has about doubled.
 source "$(dirname "$0")/lib.sh"
 gf init >/dev/null
 S=.gigafab
@@ -26,4 +28,80 @@ expect_rc 0
 expect_out "removed 2 packs"  # the previous full pack and the report's
 run gf --store nowhere gc
 expect_rc 1
+
+# An object no ref reaches yet: kept while recent (a write in flight may be
+# about to reference it), dropped once old.
+fresh=$(echo "fresh dangling" | git --git-dir $S hash-object -w --stdin)
+old=$(echo "old dangling" | git --git-dir $S hash-object -w --stdin)
+touch -d '1 hour ago' "$S/objects/${old:0:2}/${old:2}"
+run gf gc
+expect_rc 0
+git --git-dir $S cat-file -e "$fresh" || fail "gc dropped a recent unreferenced object"
+git --git-dir $S cat-file -e "$old" 2>/dev/null && fail "gc kept an old unreferenced object"
+expect_eq "$(git --git-dir $S count-objects -v | awk '/^count:/ {print $2}')" 0 "loose objects after gc"
+
+# Writes go on during a gc: four claimers and a submitter race five gc runs;
+# every job is claimed exactly once and nothing acknowledged is lost.
+for i in $(seq 1 120); do gf submit job.md; done >race_ids
+claimer() {
+  local rc
+  while :; do
+    rc=0
+    "$GIGAFAB" claim --factory "g$1" --ttl 600 >>"claims.$1" 2>>"claim_errors.$1" || rc=$?
+    [ "$rc" -eq 0 ] && continue
+    [ "$rc" -eq 6 ] && return 0
+    echo "claimer $1 exited $rc" >>"claim_errors.$1"
+    return 1
+  done
+}
+for n in 1 2 3 4; do claimer $n & done
+(for i in $(seq 1 20); do "$GIGAFAB" submit job.md || echo "submit failed" >&2; done >late_ids) 2>submit_errors &
+for i in 1 2 3 4 5; do gf gc >/dev/null || fail "gc $i during writes failed"; done
+wait
+[ -s submit_errors ] && fail "submits failed during gc: $(cat submit_errors)"
+for n in 1 2 3 4; do
+  if grep -v 'nothing to claim' "claim_errors.$n" | grep -q .; then fail "claimer $n: $(cat "claim_errors.$n")"; fi
+done
+cat claims.* | awk '{print $1}' | sort >claimed
+expect_eq "$(sort -u claimed | wc -l)" "$(wc -l <claimed)" "no job claimed twice"
+gf --json list --stage assigned >assigned.json
+OUT=$(cat assigned.json)
+expect_eq "$(json 'len(d["jobs"])')" "$(wc -l <claimed)" "every claim printed is in the store"
+OUT=$(gf --json list --stage queued)
+expect_eq "$(( $(json 'len(d["jobs"])') + $(wc -l <claimed) ))" "$(( $(wc -l <race_ids) + $(wc -l <late_ids) + 29 ))" \
+  "every submitted job is queued or claimed"
+fsck_clean $S
+
+# A gc killed at any point loses nothing: the old packs go only after the new
+# one is complete.
+gf --json list >before_kill.json
+for delay in 0.01 0.03 0.06 0.1 0.15; do
+  "$GIGAFAB" gc >/dev/null 2>&1 &
+  pid=$!
+  sleep $delay
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null || true
+  fsck_clean $S
+  gf --json list >after_kill.json
+  cmp -s before_kill.json after_kill.json || fail "jobs changed after a gc killed at ${delay}s"
+done
+run gf gc
+expect_rc 0
+expect_eq "$(git --git-dir $S count-objects -v | awk '/^packs:/ {print $2}')" 1 "packs after a clean gc"
+run gf submit job.md
+expect_rc 0
+
+# The store packs itself: once the packs written since the last gc add up to
+# about half of it, a write starts `gc --background`, which leaves one pack.
+for i in $(seq 1 150); do gf submit job.md >/dev/null; done
+for i in $(seq 1 100); do
+  grep -q "background gc:" $S/gigafab.log 2>/dev/null && break
+  sleep 0.1
+done
+grep -q "background gc:" $S/gigafab.log || fail "no background gc ran: $(git --git-dir $S count-objects -v | tr '\n' ' ')"
+packs=$(git --git-dir $S count-objects -v | awk '/^packs:/ {print $2}')
+[ "$packs" -le 9 ] || fail "$packs packs after the background gc"
+fsck_clean $S
+run gf --json list
+expect_rc 0
 pass

@@ -689,3 +689,47 @@ TEST_CASE("group commit: a ref moved by another writer loses the group, which wr
   CHECK(git_out(dir / "s", "show refs/gigafab/state:theirs.toml") == "2");
   CHECK(git_out(dir / "s", "show refs/gigafab/state:mine.toml") == "1");
 }
+
+TEST_CASE("pack merges never take in the gc'd pack: the store asks for a background gc instead") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  // A packed store of some size, then small commits until it has about doubled.
+  for (int i = 0; i < 40; ++i) {
+    commit_ok(store, put("bulk/" + std::to_string(i) + ".txt", std::string(400, static_cast<char>('a' + i % 26)) +
+                                                                std::to_string(i) + "\n", "bulk"));
+  }
+  REQUIRE(store.gc().ok());
+  auto pack_files = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(path + "/objects/pack")) {
+      if (e.path().extension() == ".pack") out.push_back(e.path().string());
+    }
+    return out;
+  };
+  REQUIRE(pack_files().size() == 1);
+  std::string packed = pack_files().front();
+
+  int requests = 0;
+  gitstore::set_background_gc([&](const std::string& store_path) {
+    CHECK(store_path == path);
+    ++requests;
+  });
+  std::size_t most_packs = 0;
+  for (int i = 0; i < 200 && requests == 0; ++i) {
+    commit_ok(store, put("more/" + std::to_string(i) + ".txt", "x" + std::to_string(i * 7919) + "\n", "more"));
+    most_packs = std::max(most_packs, pack_files().size());
+    CHECK(fs::exists(packed));  // never merged inside a write
+  }
+  gitstore::set_background_gc(nullptr);
+  CHECK(requests == 1);
+  CHECK(most_packs <= 9);
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+
+  // The gc the store asked for leaves one pack with everything.
+  auto stats = store.gc(gitstore::Store::GcOptions{true});
+  REQUIRE(stats.ok());
+  CHECK_FALSE(stats->skipped);
+  CHECK(pack_files().size() == 1);
+  CHECK(read_at_tip(store, "bulk/3.txt").has_value());
+}
