@@ -67,10 +67,6 @@ std::vector<std::string> capset_capabilities(std::string_view capset) {
   return out;
 }
 
-std::string queued_entry(const Job& job) {
-  return queued_dir(job.product) + "/" + capset_name(job.capabilities) + "/" + queued_entry_name(job);
-}
-
 std::string held_dir(std::string_view factory) { return "index/held/" + std::string(factory); }
 std::string factory_doc(std::string_view factory) { return "factories/" + std::string(factory) + ".toml"; }
 std::string router_settings(std::string_view product) { return "products/" + std::string(product) + "/router.toml"; }

@@ -5,9 +5,10 @@
 //   jobs/<shard>/<id>/job.toml                       the job document
 //   jobs/<shard>/<id>/body.md                        the manifest body, verbatim
 //   profiles/<name>/<version>.md                     immutable persona snapshots
-//   index/queued/<product>/<capset>/<rank>-<created>-<id>
+//   index/queued/<product>/<capset>/@<bucket>/<rank>-<created>-<id>
 //                                                    claimable jobs by required capabilities
-//                                                    (<capset> = "a+b", or "_any"), best first
+//                                                    (<capset> = "a+b", or "_any"), best first,
+//                                                    in buckets of at most 256 (core/queue_index.hpp)
 //   index/dependents/<shard>/<dep>/<id>              jobs waiting on <dep>
 //   index/leases/<expires>-<id>                      live leases, soonest expiry first
 //   index/held/<factory>/<id>                        the leases each factory holds (seats)
@@ -34,7 +35,9 @@ namespace gigafab::core::layout {
 
 inline constexpr std::string_view k_meta = "meta/store.toml";
 inline constexpr std::string_view k_jobs = "jobs";
-inline constexpr std::int64_t k_format_version = 1;
+// 2: the queue index in buckets (1: entries directly under <capset>; a
+// store of format 1 is upgraded when opened).
+inline constexpr std::int64_t k_format_version = 2;
 
 std::string job_shard(std::string_view id);
 std::string job_dir(std::string_view id);
@@ -55,7 +58,6 @@ std::string capset_name(const std::vector<std::string>& capabilities);
 std::vector<std::string> capset_capabilities(std::string_view capset);
 // Sorts bytewise best-first: higher priority, then older, then id.
 std::string queued_entry_name(const Job& job);
-std::string queued_entry(const Job& job);
 // The entry's content: what the router needs without opening the job.
 std::string queued_entry_document(const Job& job);
 std::string dependents_dir(std::string_view dep_id);

@@ -8,6 +8,7 @@
 #include "core/ids.hpp"
 #include "core/layout.hpp"
 #include "core/queries.hpp"
+#include "core/queue_index.hpp"
 #include "core/toml_schema.hpp"
 
 namespace gigafab::core {
@@ -22,8 +23,9 @@ class JobWrite {
 
   Job& job() { return m_t.job; }
 
-  void leave_queue() { m_t.change.remove(layout::queued_entry(m_t.job)); }
-  void enter_queue() { m_t.change.put(layout::queued_entry(m_t.job), layout::queued_entry_document(m_t.job)); }
+  // The queue index as `snap` shows it (with this change on top).
+  Result<void> leave_queue(const Snapshot& snap) { return queue_index::remove(snap, m_t.change, m_t.job); }
+  Result<void> enter_queue(const Snapshot& snap) { return queue_index::add(snap, m_t.change, m_t.job); }
 
   void put_lease(const Lease& lease, const std::optional<Lease>& old) {
     const std::string& id = m_t.job.id;
@@ -185,7 +187,8 @@ Result<void> unblock_dependents(const Snapshot& snap, Transition& t, const std::
     Transition sub{{}, std::move(**dependent), std::nullopt};
     JobWrite w(sub, now, actor);
     w.move(Stage::queued, "unblock", "", "deps satisfied (" + shipped_id + " shipped)");
-    w.enter_queue();
+    OverlaySnapshot so_far(snap, t.change);  // earlier dependents may share its bucket
+    if (auto ok = w.enter_queue(so_far); !ok) return ok.error();
     w.finish("unblock", "");
     for (auto& [path, content] : sub.change.writes) t.change.writes[path] = std::move(content);
   }
@@ -408,45 +411,58 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
   if (!capsets) return capsets.error();
   std::optional<Candidate> best;
   Score best_score;
-  std::size_t queued = 0, deferred = 0;
+  std::size_t deferred = 0;
   for (const auto& capset : *capsets) {
     std::vector<std::string> caps = layout::capset_capabilities(capset);
-    auto entries = snap.list(dir + "/" + capset);
-    if (!entries) return entries.error();
-    queued += entries->size();
     if (!offers(self.capabilities, caps)) continue;
-    char skip_rank = 0;  // entries of a rank whose bound already lost: the rest of that rank is younger
-    for (const auto& name : *entries) {
-      if (name[0] == skip_rank) continue;
-      auto shape = shape_of(name, caps);
-      if (!shape) continue;
-      if (best) {
-        Score bound = score_upper_bound(*shape, self, settings, now);
-        if (!ranks_before(*shape, bound, *best, best_score)) {
-          skip_rank = name[0];
-          continue;
+    auto buckets = queue_index::buckets(snap, dir + "/" + capset);
+    if (!buckets) return buckets.error();
+    // A rank whose bound already lost: the rest of it is younger, so it loses
+    // too, and its buckets are not even read.
+    char skip_rank = 0;
+    for (const auto& bucket : *buckets) {
+      if (bucket.rank == skip_rank) continue;
+      auto entries = snap.list(bucket.path);
+      if (!entries) return entries.error();
+      for (const auto& name : *entries) {
+        if (name[0] == skip_rank) break;
+        auto shape = shape_of(name, caps);
+        if (!shape) continue;
+        if (best) {
+          Score bound = score_upper_bound(*shape, self, settings, now);
+          if (!ranks_before(*shape, bound, *best, best_score)) {
+            skip_rank = name[0];
+            break;
+          }
         }
-      }
-      auto candidate = read_candidate(snap, dir + "/" + capset + "/" + name, *shape);
-      if (!candidate) return candidate.error();
-      Score s = score(*candidate, self, settings, now);
-      if (best && !ranks_before(*candidate, s, *best, best_score)) continue;
-      // Best fit across the fleet: leave a young job to a clearly better factory that can take it now.
-      if (now - candidate->created_at < settings.defer_window * 1000) {
-        bool better_elsewhere = std::any_of(others.begin(), others.end(), [&](const FactoryView& other) {
-          Score o = score(*candidate, other, settings, now);
-          return o.eligible && o.health == 1.0 && o.total > s.total + 0.05;
-        });
-        if (better_elsewhere) {
-          ++deferred;
-          continue;
+        auto candidate = read_candidate(snap, bucket.path + "/" + name, *shape);
+        if (!candidate) return candidate.error();
+        Score s = score(*candidate, self, settings, now);
+        if (best && !ranks_before(*candidate, s, *best, best_score)) continue;
+        // Best fit across the fleet: leave a young job to a clearly better factory that can take it now.
+        if (now - candidate->created_at < settings.defer_window * 1000) {
+          bool better_elsewhere = std::any_of(others.begin(), others.end(), [&](const FactoryView& other) {
+            Score o = score(*candidate, other, settings, now);
+            return o.eligible && o.health == 1.0 && o.total > s.total + 0.05;
+          });
+          if (better_elsewhere) {
+            ++deferred;
+            continue;
+          }
         }
+        best = std::move(*candidate);
+        best_score = s;
       }
-      best = std::move(*candidate);
-      best_score = s;
     }
   }
   if (!best) {
+    // The slow path only: how long the queue is, for the message.
+    std::size_t queued = 0;
+    for (const auto& capset : *capsets) {
+      auto n = queue_index::count(snap, dir + "/" + capset);
+      if (!n) return n.error();
+      queued += *n;
+    }
     std::string why = queued == 0 ? "the queue of product " + request.product + " is empty"
                                   : std::to_string(queued) + " queued, none within capabilities [";
     if (queued) {
@@ -473,7 +489,7 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
 
   Transition t{{}, std::move(*job), std::nullopt};
   JobWrite w(t, now, request.actor);
-  w.leave_queue();
+  if (auto ok = w.leave_queue(snap); !ok) return ok.error();
   Job& j = w.job();
   j.lease_epoch = std::max<std::int64_t>(1, j.lease_epoch);
   j.attempts += 1;
@@ -526,11 +542,15 @@ Result<Transition> preempt_one(const Snapshot& snap, const std::string& product,
   // The oldest critical jobs first (entry names of rank 0 sort by age).
   std::vector<Candidate> critical;
   for (const auto& capset : *capsets) {
-    auto entries = snap.list(dir + "/" + capset);
-    if (!entries) return entries.error();
-    for (const auto& name : *entries) {
-      if (name[0] != '0') break;
-      if (auto shape = shape_of(name, layout::capset_capabilities(capset))) critical.push_back(*shape);
+    auto buckets = queue_index::buckets(snap, dir + "/" + capset);
+    if (!buckets) return buckets.error();
+    for (const auto& bucket : *buckets) {
+      if (bucket.rank != '0') break;
+      auto entries = snap.list(bucket.path);
+      if (!entries) return entries.error();
+      for (const auto& name : *entries) {
+        if (auto shape = shape_of(name, layout::capset_capabilities(capset))) critical.push_back(*shape);
+      }
     }
   }
   std::sort(critical.begin(), critical.end(),
@@ -569,7 +589,7 @@ Result<Transition> preempt_one(const Snapshot& snap, const std::string& product,
     t.job.lease_epoch += 1;
     t.job.attempts = std::max<std::int64_t>(0, t.job.attempts - 1);  // not the job's fault: refund the attempt
     w.move(Stage::queued, "preempt", (*lease)->holder, "evicted from " + (*lease)->holder + " for critical " + job.id);
-    w.enter_queue();
+    if (auto ok = w.enter_queue(snap); !ok) return ok.error();
     w.finish("preempt", "evicted from " + (*lease)->holder + " for " + job.id, (*lease)->holder, old_epoch);
     return t;
   }
@@ -676,7 +696,7 @@ Result<Transition> release(const Snapshot& snap, const WorkerCall& call, Millis 
   w.drop_lease(held->lease);
   t.job.lease_epoch += 1;
   w.move(Stage::queued, "release", call.factory, t.job.checkpoint.empty() ? "" : "checkpoint " + t.job.checkpoint);
-  w.enter_queue();
+  if (auto ok = w.enter_queue(snap); !ok) return ok.error();
   w.finish("release", "back to the queue", call.factory, call.epoch);
   return t;
 }
@@ -715,7 +735,7 @@ Result<Transition> act(const Snapshot& snap, OperatorAction action, const std::s
       } else {
         j.reason.clear();
         w.move(Stage::queued, op, "", "");
-        w.enter_queue();
+        if (auto ok = w.enter_queue(snap); !ok) return ok.error();
       }
       break;
   }
@@ -765,7 +785,7 @@ Result<Transition> reap_one(const Snapshot& snap, const std::string& actor, Mill
       w.move(Stage::dead_letter, "reap", (*lease)->holder, detail + "; attempts exhausted");
     } else {
       w.move(Stage::queued, "reap", (*lease)->holder, detail);
-      w.enter_queue();
+      if (auto ok = w.enter_queue(snap); !ok) return ok.error();
     }
     w.finish("reap", std::string("-> ") + stage_name(j.stage) + " (" + detail + ")", (*lease)->holder, old_epoch);
     return t;

@@ -10,6 +10,7 @@
 
 #include "core/ids.hpp"
 #include "core/layout.hpp"
+#include "core/queue_index.hpp"
 #include "core/queries.hpp"
 #include "core/router.hpp"
 
@@ -72,7 +73,7 @@ Result<void> add_queue(const Snapshot& state, FleetMetrics& m, Millis now) {
   std::optional<Millis> oldest;
   std::vector<QueueEntry> starving;
   for (const auto& capset : *capsets) {
-    auto names = state.list(dir + "/" + capset);
+    auto names = queue_index::entries(state, dir + "/" + capset);
     if (!names) return names.error();
     for (const auto& name : *names) {
       auto entry = parse_queue_entry(name);

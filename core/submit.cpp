@@ -5,6 +5,7 @@
 
 #include "core/ids.hpp"
 #include "core/layout.hpp"
+#include "core/queue_index.hpp"
 #include "core/queries.hpp"
 #include "core/records.hpp"
 
@@ -138,7 +139,7 @@ Result<SubmitResult> submit(const Snapshot& snap, const SubmitRequest& request, 
   if (blocked) {
     for (const auto& dep : unmet) result.change.put(layout::dependents_dir(dep) + "/" + job.id, "");
   } else {
-    result.change.put(layout::queued_entry(job), layout::queued_entry_document(job));
+    if (auto ok = queue_index::add(snap, result.change, job); !ok) return ok.error();
   }
   if (m.idempotency_key) result.change.put(idem_path, idempotency_document(*m.idempotency_key, job.id));
 

@@ -146,7 +146,9 @@ std::string index_of(std::vector<Entry>& entries, const std::string& pack_sum) {
   return out;
 }
 
-// Writes the index and moves both files into place (the index last).
+// Writes the index and moves both files into place, the index first: git and
+// libgit2 skip an index whose pack is missing, so a reader never sees half a
+// pack, and a writer killed in between leaves only an index nobody reads.
 Result<void> publish(const std::string& pack_dir, TempFile& pack, const std::string& pack_sum,
                      std::vector<Entry>& entries, bool durable) {
   git_oid name;
@@ -157,7 +159,7 @@ Result<void> publish(const std::string& pack_dir, TempFile& pack, const std::str
   if (!idx.ok() || !idx.write(index.data(), index.size())) {
     return make_error(ErrorCode::error, "cannot write a pack index in " + pack_dir);
   }
-  if (!pack.commit(base + ".pack", durable) || !idx.commit(base + ".idx", durable) || (durable && !sync_dir(pack_dir))) {
+  if (!idx.commit(base + ".idx", durable) || !pack.commit(base + ".pack", durable) || (durable && !sync_dir(pack_dir))) {
     return make_error(ErrorCode::error, "cannot store a pack in " + pack_dir);
   }
   return {};

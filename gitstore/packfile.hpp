@@ -6,9 +6,10 @@
 // with the builder (deltas, smallest size).
 //
 // Format: git's pack v2 and pack index v2 (Documentation/gitformat-pack.txt).
-// Both files are written to temporary names, fsynced when durable, and
-// renamed into objects/pack, the index last: a pack becomes visible whole or
-// not at all.
+// Both files are written to temporary names (tmp_gigafab_*), fsynced when
+// durable, and renamed into objects/pack, the index first: git and libgit2
+// ignore an index without its pack, so a pack becomes visible whole or not at
+// all, and a writer killed half-way leaves only an unused index.
 #pragma once
 
 #include <git2.h>

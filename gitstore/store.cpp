@@ -26,6 +26,7 @@
 
 #include "core/ids.hpp"
 #include "core/layout.hpp"
+#include "core/queue_index.hpp"
 
 namespace gigafab::gitstore {
 
@@ -485,23 +486,37 @@ struct Store::Impl {
 
   // Complete packs in objects/pack with their sizes, smallest first. A pack
   // is complete once its index is there: writers rename the index in last.
-  std::vector<std::pair<std::uintmax_t, std::string>> packs() const {
+  // With `garbage`: also the files a killed writer can leave (an index
+  // without its pack, a pack without its index, a temporary file); only
+  // garbage when no pack is being written.
+  std::vector<std::pair<std::uintmax_t, std::string>> packs(std::vector<std::string>* garbage = nullptr) const {
     std::vector<std::pair<std::uintmax_t, std::string>> out;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(pack_dir(), ec)) {
-      if (entry.path().extension() != ".idx") continue;
-      std::string base = entry.path().string();
-      base.resize(base.size() - 4);
-      std::error_code size_ec;
-      auto size = fs::file_size(base + ".pack", size_ec);
-      if (!size_ec) out.emplace_back(size, base);
+      std::string file = entry.path().string();
+      std::string ext = entry.path().extension().string();
+      std::string base = file.substr(0, file.size() - ext.size());
+      std::error_code other_ec;
+      if (ext == ".idx") {
+        auto size = fs::file_size(base + ".pack", other_ec);
+        if (!other_ec) {
+          out.emplace_back(size, base);
+        } else if (garbage) {
+          garbage->push_back(file);
+        }
+      } else if (garbage && ((ext == ".pack" && !fs::exists(base + ".idx", other_ec)) ||
+                             entry.path().filename().string().rfind("tmp_gigafab_", 0) == 0)) {
+        garbage->push_back(file);
+      }
     }
     std::sort(out.begin(), out.end());
     return out;
   }
 
+  // The pack first: an index left without it (the process killed here) is
+  // ignored by every reader, and removed by the next pack merge.
   void remove_pack(const std::string& base) {
-    for (const char* ext : {".keep", ".idx", ".pack", ".rev"}) {
+    for (const char* ext : {".pack", ".idx", ".rev", ".keep"}) {
       std::error_code ec;
       fs::remove(base + ext, ec);
     }
@@ -517,36 +532,47 @@ struct Store::Impl {
   // replace these packs). Caller holds the writer lock.
   Result<void> consolidate_packs() {
     constexpr std::size_t k_max_packs = 8;
-    auto all = packs();
-    if (all.size() <= k_max_packs) return {};
+    std::vector<std::string> garbage;
+    auto all = packs(&garbage);
+    if (all.size() <= k_max_packs && garbage.empty()) return {};
     auto gc_lock = GcLock::try_acquire(path);
     if (!gc_lock) return {};  // a gc is running
+    // With both locks held nobody is writing a pack: what a killed process
+    // left half-written goes.
+    for (const auto& file : garbage) {
+      std::error_code ec;
+      if (fs::remove(file, ec)) log_line(path, "removed " + file + ", left by a process that died writing it");
+    }
+    if (all.size() <= k_max_packs) return {};
     std::uintmax_t merged_size = 0;
     std::size_t count = 0;
     while (count < all.size() && (count < 2 || all[count].first <= 2 * merged_size)) {
       merged_size += all[count].first;
       ++count;
     }
-    if (count == all.size()) {
-      // The store has about doubled since it was last packed.
-      --count;
-      gc_lock.reset();
-      request_background_gc();
-    }
-    if (count < 2) return {};
+    // All of them: the store has about doubled since it was last packed.
+    const bool doubled = count == all.size();
+    if (doubled) --count;
+    Result<bool> merged = count < 2 ? Result<bool>(true) : merge_packs(all, count);
+    gc_lock.reset();
+    if (doubled || (merged && !*merged)) request_background_gc();
+    if (!merged) return merged.error();
+    return {};
+  }
+
+  // Merges the `count` first of `all` into one pack; false (nothing written)
+  // when an object is in two of them, which only a gc sorts out.
+  Result<bool> merge_packs(const std::vector<std::pair<std::uintmax_t, std::string>>& all, std::size_t count) {
     std::vector<std::string> bases;
     for (std::size_t i = 0; i < count; ++i) bases.push_back(all[i].second);
     auto merged = packfile::concatenate(pack_dir(), bases, fsync);
     if (!merged) {
-      if (merged.error().code != ErrorCode::usage) return merged.error();
-      // An object in two of them: leave them to the gc, which writes each once.
-      gc_lock.reset();
-      request_background_gc();
-      return {};
+      if (merged.error().code == ErrorCode::usage) return false;
+      return merged.error();
     }
     for (const auto& base : bases) remove_pack(base);
     refresh_odb();
-    return {};
+    return true;
   }
 
   void refresh_odb() {
@@ -757,7 +783,7 @@ Result<Store> Store::open(const std::string& path) {
   if (git_config_get_int32(&version, config.get(), "gigafab.version") < 0) {
     return not_store("no gigafab.version in its config; run 'gigafab init' to create a store");
   }
-  if (version != core::layout::k_format_version) {
+  if (version != core::layout::k_format_version && version != 1) {
     return not_store("store format " + std::to_string(version) + " is not supported by this gigafab");
   }
   int fsync_on = 1;
@@ -773,7 +799,42 @@ Result<Store> Store::open(const std::string& path) {
     git_buf_dispose(&remote_name);
   }
   if (auto tip = impl->tip(); !tip) return tip.error();
-  return Store(std::move(impl));
+  Store store(std::move(impl));
+  if (version == 1) {
+    if (auto ok = store.upgrade_from_format_1(); !ok) return ok.error();
+  }
+  return store;
+}
+
+// Format 1 kept every queue entry directly under <capset>; format 2 keeps
+// them in buckets (core/queue_index.hpp). One commit moves them, then the
+// config says 2. With a remote, the first host to open the store upgrades
+// the shared state; the others find nothing to move.
+Result<void> Store::upgrade_from_format_1() {
+  auto committed = transact(
+      [](const core::Snapshot& snap) -> Result<core::Change> {
+        core::Change change;
+        auto moved = core::queue_index::migrate_flat(snap, change);
+        if (!moved) return moved.error();
+        auto meta = snap.read(core::layout::k_meta);
+        if (!meta) return meta.error();
+        if (*meta && (*meta)->rfind("format = 1\n", 0) == 0) {
+          change.put(std::string(core::layout::k_meta), "format = 2\n" + (*meta)->substr(11));
+        }
+        if (change.empty()) return change;
+        change.summary = "upgrade: store format 1 -> 2 (queue index in buckets)";
+        change.trailers = {{"Gigafab-Op", "upgrade"}, {"Gigafab-Actor", "gigafab"}};
+        return change;
+      },
+      "gigafab");
+  if (!committed) return committed.error();
+  ConfigHandle config;
+  if (git_repository_config(config.out(), m_impl->repo) < 0 ||
+      git_config_set_int32(config.get(), "gigafab.version", core::layout::k_format_version) < 0) {
+    return git_failure("cannot record the store format");
+  }
+  log_line(m_impl->path, "upgraded the store from format 1 to " + std::to_string(core::layout::k_format_version));
+  return {};
 }
 
 Result<Store> Store::init(const std::string& path, const InitOptions& options, const std::string& actor) {

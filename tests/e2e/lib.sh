@@ -7,8 +7,11 @@ GIGAFAB=$(cd "$(dirname "$GIGAFAB")" && pwd)/$(basename "$GIGAFAB")
 TEST_DIR=$(mktemp -d /tmp/gigafab-e2e.XXXXXX)
 BACKGROUND_PIDS=()
 cleanup() {
-  local pid
+  local pid lock
   for pid in "${BACKGROUND_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # A store's own background gc may still run: let it finish before the rm.
+  while IFS= read -r lock; do timeout 120 flock "$lock" true 2>/dev/null || true; done \
+    < <(find "$TEST_DIR" -name gigafab-gc.lock 2>/dev/null)
   rm -rf "$TEST_DIR"
 }
 trap cleanup EXIT
@@ -55,6 +58,9 @@ manifest() {
 # fsck_clean STORE: git fsck finds nothing wrong.
 fsck_clean() {
   local out rc=0
+  # git fsck is not safe against a concurrent repack (neither is it with git
+  # gc): wait for the store's background gc, if one runs.
+  [ -e "$1/gigafab-gc.lock" ] && flock "$1/gigafab-gc.lock" true
   out=$(git --git-dir "$1" fsck --strict --no-dangling 2>&1) || rc=$?
   [ "$rc" -eq 0 ] || fail "git fsck failed on $1: $out"
   if grep -qiE 'error|missing|broken|corrupt|bad' <<<"$out"; then fail "git fsck complained on $1: $out"; fi

@@ -386,7 +386,7 @@ TEST_CASE("seats_used counts the entries under index/held/<factory>/") {
       {"index/held/f1/j-bbbbbbbb", "priority = \"high\"\n"},
       {"index/held/f10/j-cccccccc", "priority = \"normal\"\n"},  // another factory sharing a prefix
       {"index/held/f2/j-dddddddd", "priority = \"normal\"\n"},
-      {"index/queued/default/_any/1-0000000000001-j-eeeeeeee", ""},
+      {"index/queued/default/_any/@1-0000000000001-j-eeeeeeee/1-0000000000001-j-eeeeeeee", ""},
   });
   struct Row {
     const char* factory;

@@ -17,6 +17,7 @@
 #include "core/lifecycle.hpp"
 #include "core/manifest.hpp"
 #include "core/queries.hpp"
+#include "core/queue_index.hpp"
 #include "core/router.hpp"
 #include "core/snapshot.hpp"
 #include "core/submit.hpp"
@@ -286,7 +287,7 @@ TEST_CASE("preempt_one evicts the lowest-priority running job for a critical job
   core::Job victim = job_in(snap, low);
   CHECK(victim.stage == core::Stage::queued);
   CHECK(victim.lease_epoch == 2);
-  CHECK(exists(snap, layout::queued_entry(victim)));
+  CHECK(core::queue_index::find(snap, victim)->has_value());
   CHECK_FALSE(exists(snap, layout::held_dir("linux-1") + "/" + low));
   CHECK_FALSE(exists(snap, layout::job_lease(low)));
   CHECK(*core::seats_used(snap, "linux-1") == 0);

@@ -20,7 +20,11 @@
 #include <string>
 #include <vector>
 
+#include "core/layout.hpp"
+#include "core/lifecycle.hpp"
+#include "core/queue_index.hpp"
 #include "core/snapshot.hpp"
+#include "core/submit.hpp"
 #include "gitstore/store.hpp"
 
 using namespace gigafab;
@@ -183,14 +187,14 @@ TEST_CASE("init creates a bare store whose state ref holds the first commit") {
   CHECK_FALSE(store.fsync());
   CHECK(fs::is_regular_file(path + "/HEAD"));
   CHECK(git_out(path, "rev-parse --is-bare-repository") == "true");
-  CHECK(git_out(path, "config gigafab.version") == "1");
+  CHECK(git_out(path, "config gigafab.version") == "2");
   std::string tip = git_out(path, std::string("rev-parse ") + gitstore::k_state_ref);
   CHECK(tip.size() == 40);
   CHECK(git_out(path, "rev-list --count " + tip) == "1");
 
   auto meta = read_at_tip(store, "meta/store.toml");
   REQUIRE(meta.has_value());
-  CHECK(meta->rfind("format = 1\n", 0) == 0);
+  CHECK(meta->rfind("format = 2\n", 0) == 0);
   CHECK(contains(*meta, "created_at = \""));
 
   auto history = store.history();
@@ -249,9 +253,9 @@ TEST_CASE("open refuses anything that is not a gigafab store") {
   SUBCASE("a store of an unsupported format") {
     std::string path = tmp / "future";
     { init_store(path); }
-    REQUIRE(run(git(path) + "config gigafab.version 2").status == 0);
+    REQUIRE(run(git(path) + "config gigafab.version 3").status == 0);
     expect_not_store(path);
-    CHECK(contains(gitstore::Store::open(path).error().message, "format 2"));
+    CHECK(contains(gitstore::Store::open(path).error().message, "format 3"));
   }
 }
 
@@ -732,4 +736,82 @@ TEST_CASE("pack merges never take in the gc'd pack: the store asks for a backgro
   CHECK_FALSE(stats->skipped);
   CHECK(pack_files().size() == 1);
   CHECK(read_at_tip(store, "bulk/3.txt").has_value());
+}
+
+TEST_CASE("a store of format 1 (flat queue index) is upgraded when opened, in one commit") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  std::vector<std::string> ids;
+  {
+    gitstore::Store store = init_store(path);
+    // Jobs of two priorities, then the index rewritten as format 1 kept it.
+    commit_ok(store, [&](const core::Snapshot& snap) -> core::Result<core::Change> {
+      core::Change all;
+      for (int i = 0; i < 6; ++i) {
+        core::OverlaySnapshot view(snap, all);
+        core::SubmitRequest request;
+        request.manifest.title = "job " + std::to_string(i);
+        request.manifest.body = "# job\n";
+        request.manifest.priority = i == 4 ? core::Priority::high : core::Priority::normal;
+        request.product = "default";
+        request.actor = "tester";
+        auto r = core::submit(view, request, 1700000000000 + i, 1000 + static_cast<std::uint64_t>(i));
+        if (!r) return r.error();
+        ids.push_back(r->job_id);
+        for (auto& [p, c] : r->change.writes) all.writes[p] = std::move(c);
+      }
+      all.summary = "load";
+      return all;
+    });
+    commit_ok(store, [](const core::Snapshot& snap) -> core::Result<core::Change> {
+      core::Change flat;
+      std::string dir = core::queue_index::capset_dir("default", "_any");
+      auto buckets = core::queue_index::buckets(snap, dir);
+      if (!buckets) return buckets.error();
+      for (const auto& bucket : *buckets) {
+        auto names = snap.list(bucket.path);
+        if (!names) return names.error();
+        for (const auto& name : *names) {
+          flat.remove(bucket.path + "/" + name);
+          flat.put(dir + "/" + name, *snap.read(bucket.path + "/" + name).value());
+        }
+      }
+      std::string meta = *snap.read(core::layout::k_meta).value();
+      flat.put(std::string(core::layout::k_meta), "format = 1\n" + meta.substr(meta.find('\n') + 1));
+      flat.summary = "as format 1 wrote it";
+      return flat;
+    });
+  }
+  REQUIRE(run(git(path) + "config gigafab.version 1").status == 0);
+  CHECK(git_out(path, "ls-tree --name-only refs/gigafab/state:index/queued/default/_any").find('@') == std::string::npos);
+  std::string before = git_out(path, "rev-parse refs/gigafab/state");
+
+  auto upgraded = gitstore::Store::open(path);
+  REQUIRE(upgraded.ok());
+  CHECK(git_out(path, "config gigafab.version") == "2");
+  CHECK(git_out(path, "rev-parse refs/gigafab/state^") == before);
+  CHECK(git_out(path, "log -1 --format=%s refs/gigafab/state") == "upgrade: store format 1 -> 2 (queue index in buckets)");
+  CHECK(read_at_tip(*upgraded, "meta/store.toml")->rfind("format = 2\n", 0) == 0);
+  auto snap = upgraded->snapshot();
+  REQUIRE(snap.ok());
+  auto entries = core::queue_index::entries(**snap, core::queue_index::capset_dir("default", "_any"));
+  REQUIRE(entries.ok());
+  CHECK(entries->size() == 6);
+  CHECK(std::is_sorted(entries->begin(), entries->end()));
+  // The claim order survives: the high-priority job first, then the oldest.
+  for (const std::string& expected : {ids[4], ids[0], ids[1]}) {
+    std::string claimed;
+    commit_ok(*upgraded, [&](const core::Snapshot& s) -> core::Result<core::Change> {
+      core::ClaimRequest request{"default", "f1", std::vector<std::string>{}, 600, "tester", {}};
+      auto t = core::claim(s, request, 1700000001000);
+      if (!t) return t.error();
+      claimed = t->job.id;
+      return std::move(t->change);
+    });
+    CHECK(claimed == expected);
+  }
+  // Opening it again changes nothing.
+  std::string tip = git_out(path, "rev-parse refs/gigafab/state");
+  REQUIRE(gitstore::Store::open(path).ok());
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == tip);
 }

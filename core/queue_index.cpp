@@ -1,0 +1,182 @@
+#include "core/queue_index.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "core/layout.hpp"
+
+namespace gigafab::core::queue_index {
+
+namespace {
+
+bool is_bucket(std::string_view name) { return name.size() > 1 && name[0] == '@'; }
+std::string_view key_of(std::string_view bucket) { return bucket.substr(1); }
+std::string bucket_name(std::string_view entry) { return "@" + std::string(entry); }
+
+// The bucket `entry` belongs in among `names` (a capset's children, sorted):
+// the last bucket of its rank not after it, else the rank's first; "" when the
+// rank has none.
+std::string bucket_for(const std::vector<std::string>& names, std::string_view entry) {
+  std::string first, chosen;
+  for (const auto& name : names) {
+    if (!is_bucket(name) || name[1] != entry[0]) continue;
+    if (first.empty()) first = name;
+    if (key_of(name) <= entry) {
+      chosen = name;
+    } else {
+      break;
+    }
+  }
+  return chosen.empty() ? first : chosen;
+}
+
+// Moves the entries `names` of bucket `from` to bucket `to` (both under `dir`).
+Result<void> move_entries(const Snapshot& view, Change& change, const std::string& dir, const std::string& from,
+                          const std::string& to, const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    std::string old_path = dir + "/" + from + "/" + name;
+    auto content = view.read(old_path);
+    if (!content) return content.error();
+    if (!*content) return make_error(ErrorCode::error, "queue entry vanished: " + old_path);
+    std::string text = std::move(**content);
+    change.remove(old_path);
+    change.put(dir + "/" + to + "/" + name, std::move(text));
+  }
+  return {};
+}
+
+// Splits bucket `name` of `dir`, which holds `entries` (sorted), in two halves.
+Result<void> split(const Snapshot& snap, Change& change, const std::string& dir, const std::string& name,
+                   const std::vector<std::string>& entries) {
+  OverlaySnapshot view(snap, change);
+  std::size_t half = entries.size() / 2;
+  std::vector<std::string> lower(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(half));
+  std::vector<std::string> upper(entries.begin() + static_cast<std::ptrdiff_t>(half), entries.end());
+  // Entries before the bucket's name (it is its rank's first) move with the
+  // lower half to a bucket named after the first of them, so that the upper
+  // half's bucket still sorts after it.
+  std::string lower_bucket = key_of(name) <= lower.front() ? name : bucket_name(lower.front());
+  std::string upper_bucket = bucket_name(upper.front());
+  if (upper_bucket != name) {
+    if (auto ok = move_entries(view, change, dir, name, upper_bucket, upper); !ok) return ok;
+  }
+  if (lower_bucket != name) {
+    if (auto ok = move_entries(view, change, dir, name, lower_bucket, lower); !ok) return ok;
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string capset_dir(std::string_view product, std::string_view capset) {
+  return layout::queued_dir(product) + "/" + std::string(capset);
+}
+
+Result<void> add(const Snapshot& snap, Change& change, const Job& job) {
+  std::string dir = capset_dir(job.product, layout::capset_name(job.capabilities));
+  std::string entry = layout::queued_entry_name(job);
+  OverlaySnapshot view(snap, change);
+  auto names = view.list(dir);
+  if (!names) return names.error();
+  std::string bucket = bucket_for(*names, entry);
+  if (bucket.empty()) bucket = bucket_name(entry);
+  change.put(dir + "/" + bucket + "/" + entry, layout::queued_entry_document(job));
+  auto held = view.list(dir + "/" + bucket);
+  if (!held) return held.error();
+  if (held->size() <= k_bucket_max) return {};
+  return split(snap, change, dir, bucket, *held);
+}
+
+Result<void> remove(const Snapshot& snap, Change& change, const Job& job) {
+  std::string dir = capset_dir(job.product, layout::capset_name(job.capabilities));
+  std::string entry = layout::queued_entry_name(job);
+  OverlaySnapshot view(snap, change);
+  auto names = view.list(dir);
+  if (!names) return names.error();
+  std::string bucket = bucket_for(*names, entry);
+  if (!bucket.empty()) change.remove(dir + "/" + bucket + "/" + entry);
+  return {};
+}
+
+Result<std::optional<std::string>> find(const Snapshot& snap, const Job& job) {
+  std::string dir = capset_dir(job.product, layout::capset_name(job.capabilities));
+  auto names = snap.list(dir);
+  if (!names) return names.error();
+  std::string bucket = bucket_for(*names, layout::queued_entry_name(job));
+  if (bucket.empty()) return std::optional<std::string>{};
+  std::string path = dir + "/" + bucket + "/" + layout::queued_entry_name(job);
+  auto content = snap.read(path);
+  if (!content) return content.error();
+  if (!*content) return std::optional<std::string>{};
+  return std::optional<std::string>{path};
+}
+
+Result<std::vector<Bucket>> buckets(const Snapshot& snap, const std::string& capset_dir) {
+  auto names = snap.list(capset_dir);
+  if (!names) return names.error();
+  std::vector<Bucket> out;
+  out.reserve(names->size());
+  for (auto& name : *names) {
+    if (!is_bucket(name)) {
+      return make_error(ErrorCode::error, "corrupt queue index: " + capset_dir + "/" + name +
+                                              " is not a bucket (a store of format 1? open it with this gigafab to upgrade it)");
+    }
+    char rank = name[1];
+    std::string path = capset_dir + "/" + name;
+    out.push_back({std::move(name), rank, std::move(path)});
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> entries(const Snapshot& snap, const std::string& capset_dir) {
+  auto all = buckets(snap, capset_dir);
+  if (!all) return all.error();
+  std::vector<std::string> out;
+  for (const auto& bucket : *all) {
+    auto names = snap.list(bucket.path);
+    if (!names) return names.error();
+    out.insert(out.end(), std::make_move_iterator(names->begin()), std::make_move_iterator(names->end()));
+  }
+  return out;
+}
+
+Result<std::size_t> count(const Snapshot& snap, const std::string& capset_dir) {
+  auto all = entries(snap, capset_dir);
+  if (!all) return all.error();
+  return all->size();
+}
+
+Result<bool> migrate_flat(const Snapshot& snap, Change& change) {
+  auto products = snap.list("index/queued");
+  if (!products) return products.error();
+  bool migrated = false;
+  for (const auto& product : *products) {
+    auto capsets = snap.list(layout::queued_dir(product));
+    if (!capsets) return capsets.error();
+    for (const auto& capset : *capsets) {
+      std::string dir = capset_dir(product, capset);
+      auto names = snap.list(dir);
+      if (!names) return names.error();
+      // Entries by rank, in order; buckets half full, so the next adds do not split at once.
+      std::map<char, std::vector<std::string>> by_rank;
+      for (const auto& name : *names) {
+        if (!is_bucket(name)) by_rank[name[0]].push_back(name);
+      }
+      for (const auto& [rank, flat] : by_rank) {
+        for (std::size_t i = 0; i < flat.size(); ++i) {
+          static_assert(k_bucket_max >= 2);
+          const std::string& first = flat[i - i % (k_bucket_max / 2)];
+          auto content = snap.read(dir + "/" + flat[i]);
+          if (!content) return content.error();
+          if (!*content) return make_error(ErrorCode::error, "queue entry vanished: " + dir + "/" + flat[i]);
+          change.remove(dir + "/" + flat[i]);
+          change.put(dir + "/" + bucket_name(first) + "/" + flat[i], std::move(**content));
+          migrated = true;
+        }
+      }
+    }
+  }
+  return migrated;
+}
+
+}  // namespace gigafab::core::queue_index
