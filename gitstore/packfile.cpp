@@ -251,16 +251,31 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
     total += count;
     sources.push_back(std::move(source));
   }
+  // An object in two packs (a long-lived process may write again an object
+  // whose pack another process merged away): the copy in the later, larger
+  // pack is kept, and the other is left out, which only a pack without deltas
+  // allows (leaving out an entry moves the ones after it, and an offset delta
+  // would no longer find its base). Our own packs have none.
+  std::vector<std::vector<bool>> skip(sources.size());
   {
-    std::vector<git_oid> all;
+    struct Seen {
+      git_oid id;
+      std::size_t source, index;
+    };
+    std::vector<Seen> all;
     all.reserve(total);
-    for (const auto& s : sources) {
-      for (const auto& e : s.entries) all.push_back(e.id);
+    for (std::size_t s = 0; s < sources.size(); ++s) {
+      skip[s].assign(sources[s].entries.size(), false);
+      for (std::size_t i = 0; i < sources[s].entries.size(); ++i) all.push_back({sources[s].entries[i].id, s, i});
     }
-    std::sort(all.begin(), all.end(), [](const git_oid& a, const git_oid& b) { return std::memcmp(a.id, b.id, k_oid) < 0; });
+    std::sort(all.begin(), all.end(), [](const Seen& a, const Seen& b) {
+      int c = std::memcmp(a.id.id, b.id.id, k_oid);
+      return c != 0 ? c < 0 : a.source > b.source;  // the later pack's copy first
+    });
     for (std::size_t i = 1; i < all.size(); ++i) {
-      if (std::memcmp(all[i - 1].id, all[i].id, k_oid) == 0) {
-        return make_error(ErrorCode::usage, "an object is in more than one of the packs to merge");
+      if (std::memcmp(all[i - 1].id.id, all[i].id.id, k_oid) == 0) {
+        skip[all[i].source][all[i].index] = true;
+        --total;
       }
     }
   }
@@ -278,28 +293,61 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
   std::vector<Entry> entries;
   entries.reserve(total);
   std::vector<char> buf(1 << 20);
-  for (auto& source : sources) {
+  for (std::size_t s = 0; s < sources.size(); ++s) {
+    Source& source = sources[s];
     std::ifstream in(source.base + ".pack", std::ios::binary);
     in.seekg(0, std::ios::end);
     std::uint64_t size = static_cast<std::uint64_t>(in.tellg());
     if (size < 32) return make_error(ErrorCode::error, "cannot read pack " + source.base + ".pack");
     std::uint64_t body = size - 12 - 20;  // between the header and the checksum
-    in.seekg(12);
-    for (std::uint64_t left = body; left > 0;) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size()));
-      if (!in.read(buf.data(), static_cast<std::streamsize>(n))) {
-        return make_error(ErrorCode::error, "cannot read pack " + source.base + ".pack");
-      }
-      sum.update(buf.data(), n);
-      if (!pack.write(buf.data(), n)) return make_error(ErrorCode::error, "cannot write a pack");
-      left -= n;
-    }
-    for (Entry e : source.entries) {
+    for (const Entry& e : source.entries) {
       if (e.offset < 12 || e.offset >= 12 + body) return make_error(ErrorCode::error, "corrupt pack index " + source.base + ".idx");
-      e.offset = at + (e.offset - 12);
-      entries.push_back(e);
     }
-    at += body;
+    in.seekg(12);
+    if (std::find(skip[s].begin(), skip[s].end(), true) == skip[s].end()) {
+      // Byte for byte: every entry keeps its distance to the others.
+      for (std::uint64_t left = body; left > 0;) {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size()));
+        if (!in.read(buf.data(), static_cast<std::streamsize>(n))) {
+          return make_error(ErrorCode::error, "cannot read pack " + source.base + ".pack");
+        }
+        sum.update(buf.data(), n);
+        if (!pack.write(buf.data(), n)) return make_error(ErrorCode::error, "cannot write a pack");
+        left -= n;
+      }
+      for (Entry e : source.entries) {
+        e.offset = at + (e.offset - 12);
+        entries.push_back(e);
+      }
+      at += body;
+      continue;
+    }
+    // Entry by entry, leaving out the duplicates: only without deltas.
+    constexpr std::uint64_t k_max_rewritten = 64u << 20;
+    if (body > k_max_rewritten) return make_error(ErrorCode::usage, "an object is in two packs, one of them large");
+    std::string data(static_cast<std::size_t>(body), '\0');
+    if (!in.read(data.data(), static_cast<std::streamsize>(body))) {
+      return make_error(ErrorCode::error, "cannot read pack " + source.base + ".pack");
+    }
+    std::vector<std::size_t> order(source.entries.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return source.entries[a].offset < source.entries[b].offset; });
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      const Entry& e = source.entries[order[k]];
+      std::uint64_t begin = e.offset - 12;
+      std::uint64_t end = k + 1 < order.size() ? source.entries[order[k + 1]].offset - 12 : body;
+      int type = (static_cast<unsigned char>(data[begin]) >> 4) & 7;
+      if (type == 6 || type == 7) return make_error(ErrorCode::usage, "an object is in two packs, one with deltas");
+      if (skip[s][order[k]]) continue;
+      std::size_t n = static_cast<std::size_t>(end - begin);
+      sum.update(data.data() + begin, n);
+      if (!pack.write(data.data() + begin, n)) return make_error(ErrorCode::error, "cannot write a pack");
+      Entry out = e;
+      out.offset = at;
+      entries.push_back(out);
+      at += n;
+    }
   }
   std::string pack_sum = sum.finish();
   if (!pack.write(pack_sum.data(), pack_sum.size())) return make_error(ErrorCode::error, "cannot write a pack");

@@ -34,8 +34,10 @@ core::Result<void> write(const std::string& pack_dir, const std::vector<Object>&
 // One pack holding every object of the packs `bases` (paths without
 // ".pack"/".idx"), their entries copied byte for byte (offset deltas stay
 // valid: each pack's entries keep their order and distances), with a new
-// index. The old packs are left for the caller to remove. Usage error when an
-// object is in more than one of them (nothing written).
+// index. The old packs are left for the caller to remove. An object in more
+// than one of them is kept once (from the largest pack), which needs the
+// others' entries copied one by one; usage error (nothing written) when such a
+// pack has deltas, or is larger than 64 MiB.
 core::Result<void> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable);
 
 }  // namespace gigafab::gitstore::packfile

@@ -561,7 +561,8 @@ struct Store::Impl {
   }
 
   // Merges the `count` first of `all` into one pack; false (nothing written)
-  // when an object is in two of them, which only a gc sorts out.
+  // when an object is in two of them and the merge cannot leave one out (see
+  // packfile::concatenate), which only a gc sorts out.
   Result<bool> merge_packs(const std::vector<std::pair<std::uintmax_t, std::string>>& all, std::size_t count) {
     std::vector<std::string> bases;
     for (std::size_t i = 0; i < count; ++i) bases.push_back(all[i].second);
