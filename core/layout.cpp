@@ -1,5 +1,6 @@
 #include "core/layout.hpp"
 
+#include <charconv>
 #include <cstdio>
 
 #include "core/hash.hpp"
@@ -44,7 +45,32 @@ std::string queued_entry_name(const Job& job) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%d-%013lld-", 3 - static_cast<int>(job.priority),
                 static_cast<long long>(job.created_at));
-  return buf + job.id;
+  std::string hints = std::string(job.engine.empty() ? "" : "e") + (job.last_factory.empty() ? "" : "f");
+  return buf + job.id + (hints.empty() ? "" : "-" + hints);
+}
+
+std::optional<QueuedName> parse_queued_entry_name(std::string_view name) {
+  if (name.size() < 17 || name[1] != '-' || name[15] != '-' || name[0] < '0' || name[0] > '3') return std::nullopt;
+  QueuedName q;
+  q.priority = static_cast<Priority>(3 - (name[0] - '0'));
+  auto digits = name.substr(2, 13);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), q.created_at);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+  std::string_view rest = name.substr(16);
+  std::size_t dash = rest.size() > 2 ? rest.find('-', 2) : std::string_view::npos;  // ids start "j-"
+  q.id = std::string(rest.substr(0, dash));
+  if (dash != std::string_view::npos) {
+    for (char hint : rest.substr(dash + 1)) {
+      if (hint == 'e') {
+        q.has_engine = true;
+      } else if (hint == 'f') {
+        q.has_last_factory = true;
+      } else {
+        return std::nullopt;
+      }
+    }
+  }
+  return q;
 }
 
 std::string capset_name(const std::vector<std::string>& capabilities) {

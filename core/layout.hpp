@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,8 +57,19 @@ std::string queued_dir(std::string_view product);
 // "_any" for no capabilities, else the sorted capabilities joined with '+'.
 std::string capset_name(const std::vector<std::string>& capabilities);
 std::vector<std::string> capset_capabilities(std::string_view capset);
-// Sorts bytewise best-first: higher priority, then older, then id.
+// "<rank>-<created, 13 digits>-<id>[-<hints>]": sorts bytewise best first
+// (higher priority, then older, then id). <hints> says what could give the
+// job affinity to a factory, so a claim can bound a job's score from its name
+// alone: "e" it names an engine, "f" a factory ran it before.
 std::string queued_entry_name(const Job& job);
+struct QueuedName {
+  Priority priority = Priority::normal;
+  Millis created_at = 0;
+  std::string id;
+  bool has_engine = false;
+  bool has_last_factory = false;
+};
+std::optional<QueuedName> parse_queued_entry_name(std::string_view name);
 // The entry's content: what the router needs without opening the job.
 std::string queued_entry_document(const Job& job);
 std::string dependents_dir(std::string_view dep_id);

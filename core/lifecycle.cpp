@@ -279,16 +279,17 @@ Result<std::optional<Lease>> find_lease(const Snapshot& snap, const std::string&
 
 namespace {
 
-// Parses "<rank>-<created>-<id>" (a queue entry name) into a candidate shape.
+// A queue entry name (layout::queued_entry_name) as a candidate shape.
 std::optional<Candidate> shape_of(const std::string& name, const std::vector<std::string>& caps) {
-  if (name.size() < 17 || name[1] != '-' || name[15] != '-') return std::nullopt;
-  int rank = name[0] - '0';
-  if (rank < 0 || rank > 3) return std::nullopt;
+  auto parsed = layout::parse_queued_entry_name(name);
+  if (!parsed) return std::nullopt;
   Candidate c;
-  c.priority = static_cast<Priority>(3 - rank);
-  c.created_at = std::stoll(name.substr(2, 13));
-  c.id = name.substr(16);
+  c.priority = parsed->priority;
+  c.created_at = parsed->created_at;
+  c.id = std::move(parsed->id);
   c.capabilities = caps;
+  c.may_name_engine = parsed->has_engine;
+  c.may_have_run = parsed->has_last_factory;
   return c;
 }
 
@@ -417,23 +418,27 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
     if (!offers(self.capabilities, caps)) continue;
     auto buckets = queue_index::buckets(snap, dir + "/" + capset);
     if (!buckets) return buckets.error();
-    // A rank whose bound already lost: the rest of it is younger, so it loses
-    // too, and its buckets are not even read.
-    char skip_rank = 0;
+    // A sequence (rank, hinted) whose loosest bound already lost: the rest
+    // of it is younger, so it loses too, and its buckets are not even read.
+    bool done[4][2] = {};
     for (const auto& bucket : *buckets) {
-      if (bucket.rank == skip_rank) continue;
+      int rank = bucket.rank - '0';
+      if (rank < 0 || rank > 3 || done[rank][bucket.hinted]) continue;
       auto entries = snap.list(bucket.path);
       if (!entries) return entries.error();
       for (const auto& name : *entries) {
-        if (name[0] == skip_rank) break;
         auto shape = shape_of(name, caps);
         if (!shape) continue;
         if (best) {
-          Score bound = score_upper_bound(*shape, self, settings, now);
-          if (!ranks_before(*shape, bound, *best, best_score)) {
-            skip_rank = name[0];
+          // Within a sequence the bound falls with age when every entry is
+          // bounded alike: no affinity for plain entries, all of it for hinted ones.
+          Candidate loosest = *shape;
+          loosest.may_name_engine = loosest.may_have_run = bucket.hinted;
+          if (!ranks_before(loosest, score_upper_bound(loosest, self, settings, now), *best, best_score)) {
+            done[rank][bucket.hinted] = true;
             break;
           }
+          if (!ranks_before(*shape, score_upper_bound(*shape, self, settings, now), *best, best_score)) continue;
         }
         auto candidate = read_candidate(snap, bucket.path + "/" + name, *shape);
         if (!candidate) return candidate.error();

@@ -47,43 +47,25 @@ Result<std::map<std::string, JobTally>> tally_jobs(const Snapshot& state, const 
   return out;
 }
 
-// A queue entry name, "<rank>-<created_at, 13 digits>-<id>" (layout::queued_entry_name).
-struct QueueEntry {
-  Priority priority = Priority::normal;
-  Millis created_at = 0;
-  std::string id;
-};
-
-std::optional<QueueEntry> parse_queue_entry(std::string_view name) {
-  if (name.size() < 17 || name[1] != '-' || name[15] != '-' || name[0] < '0' || name[0] > '3') return std::nullopt;
-  QueueEntry e;
-  e.priority = static_cast<Priority>(3 - (name[0] - '0'));
-  auto digits = name.substr(2, 13);
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), e.created_at);
-  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
-  e.id = std::string(name.substr(16));
-  return e;
-}
-
 // The oldest queued age and the starvation alerts, from the queue index.
 Result<void> add_queue(const Snapshot& state, FleetMetrics& m, Millis now) {
   std::string dir = layout::queued_dir(m.product);
   auto capsets = state.list(dir);
   if (!capsets) return capsets.error();
   std::optional<Millis> oldest;
-  std::vector<QueueEntry> starving;
+  std::vector<layout::QueuedName> starving;
   for (const auto& capset : *capsets) {
     auto names = queue_index::entries(state, dir + "/" + capset);
     if (!names) return names.error();
     for (const auto& name : *names) {
-      auto entry = parse_queue_entry(name);
+      auto entry = layout::parse_queued_entry_name(name);
       if (!entry) return make_error(ErrorCode::error, "corrupt queue entry " + dir + "/" + capset + "/" + name);
       if (!oldest || entry->created_at < *oldest) oldest = entry->created_at;
       if (now - entry->created_at > m.starvation_window * 1000) starving.push_back(std::move(*entry));
     }
   }
   if (oldest) m.oldest_queued_seconds = std::max<Millis>(0, now - *oldest) / 1000;
-  std::sort(starving.begin(), starving.end(), [](const QueueEntry& a, const QueueEntry& b) {
+  std::sort(starving.begin(), starving.end(), [](const layout::QueuedName& a, const layout::QueuedName& b) {
     return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
   });
   m.starving = static_cast<std::int64_t>(starving.size());

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "core/layout.hpp"
+#include "core/toml_schema.hpp"
 
 namespace gigafab::core::queue_index {
 
@@ -13,13 +14,22 @@ bool is_bucket(std::string_view name) { return name.size() > 1 && name[0] == '@'
 std::string_view key_of(std::string_view bucket) { return bucket.substr(1); }
 std::string bucket_name(std::string_view entry) { return "@" + std::string(entry); }
 
+// Whether an entry's name carries affinity hints: such entries keep to
+// buckets of their own, so that each sequence (rank, hinted or not) is in
+// order by itself and a claim can stop early in each.
+bool hinted(std::string_view entry) {
+  auto parsed = layout::parse_queued_entry_name(entry);
+  return parsed && (parsed->has_engine || parsed->has_last_factory);
+}
+
 // The bucket `entry` belongs in among `names` (a capset's children, sorted):
-// the last bucket of its rank not after it, else the rank's first; "" when the
-// rank has none.
+// the last bucket of its sequence (rank, hinted) not after it, else the
+// sequence's first; "" when the sequence has none.
 std::string bucket_for(const std::vector<std::string>& names, std::string_view entry) {
+  const bool entry_hinted = hinted(entry);
   std::string first, chosen;
   for (const auto& name : names) {
-    if (!is_bucket(name) || name[1] != entry[0]) continue;
+    if (!is_bucket(name) || name[1] != entry[0] || hinted(key_of(name)) != entry_hinted) continue;
     if (first.empty()) first = name;
     if (key_of(name) <= entry) {
       chosen = name;
@@ -122,8 +132,9 @@ Result<std::vector<Bucket>> buckets(const Snapshot& snap, const std::string& cap
                                               " is not a bucket (a store of format 1? open it with this gigafab to upgrade it)");
     }
     char rank = name[1];
+    bool is_hinted = hinted(key_of(name));
     std::string path = capset_dir + "/" + name;
-    out.push_back({std::move(name), rank, std::move(path)});
+    out.push_back({std::move(name), rank, is_hinted, std::move(path)});
   }
   return out;
 }
@@ -157,20 +168,33 @@ Result<bool> migrate_flat(const Snapshot& snap, Change& change) {
       std::string dir = capset_dir(product, capset);
       auto names = snap.list(dir);
       if (!names) return names.error();
-      // Entries by rank, in order; buckets half full, so the next adds do not split at once.
-      std::map<char, std::vector<std::string>> by_rank;
+      // Format 1 names have no hints: the entry's document says whether
+      // the job names an engine or ran before. Then each sequence (rank,
+      // hinted) in order, in buckets half full, so the next adds do not split
+      // at once.
+      struct Moved {
+        std::string old_name, new_name, content;
+      };
+      std::map<std::pair<char, bool>, std::vector<Moved>> sequences;
       for (const auto& name : *names) {
-        if (!is_bucket(name)) by_rank[name[0]].push_back(name);
+        if (is_bucket(name)) continue;
+        auto content = snap.read(dir + "/" + name);
+        if (!content) return content.error();
+        if (!*content) return make_error(ErrorCode::error, "queue entry vanished: " + dir + "/" + name);
+        auto doc = parse_toml(**content, dir + "/" + name);
+        if (!doc) return doc.error();
+        std::string hints = std::string((*doc)["engine"].value_or(std::string{}).empty() ? "" : "e") +
+                            ((*doc)["last_factory"].value_or(std::string{}).empty() ? "" : "f");
+        std::string new_name = name + (hints.empty() ? "" : "-" + hints);
+        sequences[{name[0], !hints.empty()}].push_back({name, new_name, std::move(**content)});
       }
-      for (const auto& [rank, flat] : by_rank) {
-        for (std::size_t i = 0; i < flat.size(); ++i) {
+      for (auto& [sequence, moved] : sequences) {
+        std::sort(moved.begin(), moved.end(), [](const Moved& a, const Moved& b) { return a.new_name < b.new_name; });
+        for (std::size_t i = 0; i < moved.size(); ++i) {
           static_assert(k_bucket_max >= 2);
-          const std::string& first = flat[i - i % (k_bucket_max / 2)];
-          auto content = snap.read(dir + "/" + flat[i]);
-          if (!content) return content.error();
-          if (!*content) return make_error(ErrorCode::error, "queue entry vanished: " + dir + "/" + flat[i]);
-          change.remove(dir + "/" + flat[i]);
-          change.put(dir + "/" + bucket_name(first) + "/" + flat[i], std::move(**content));
+          const std::string& first = moved[i - i % (k_bucket_max / 2)].new_name;
+          change.remove(dir + "/" + moved[i].old_name);
+          change.put(dir + "/" + bucket_name(first) + "/" + moved[i].new_name, std::move(moved[i].content));
           migrated = true;
         }
       }

@@ -5,11 +5,13 @@
 //   index/queued/<product>/<capset>/@<first entry>/<rank>-<created>-<id>
 //
 // An entry name sorts best first (layout::queued_entry_name): rank (3 minus
-// the priority), then age, then id. A bucket is named "@" plus the name of an
-// entry it held when it was made; buckets hold one rank each and, taken in
-// name order, list the entries in order: an entry goes to the last bucket of
-// its rank whose name is not after it (the rank's first bucket when every
-// bucket is after it; a new bucket when the rank has none). A bucket that
+// the priority), then age, then id, and may end in affinity hints. Entries
+// form one sequence per rank and hintedness. A bucket is named "@" plus the
+// name of an entry it held when it was made and holds one sequence; a
+// sequence's buckets, taken in name order, list its entries in order: an
+// entry goes to the last bucket of its sequence whose name is not after it
+// (the sequence's first bucket when every bucket is after it; a new bucket
+// when the sequence has none). A bucket that
 // outgrows k_bucket_max is split in two halves, the upper half going to a new
 // bucket named after its first entry. A claim takes entries from the front,
 // so the first buckets empty and vanish, and new jobs fill the last ones.
@@ -45,6 +47,7 @@ Result<std::optional<std::string>> find(const Snapshot& snap, const Job& job);
 struct Bucket {
   std::string name;  // "@<entry>"
   char rank = '0';
+  bool hinted = false;  // holds entries with affinity hints (layout::queued_entry_name)
   std::string path;  // <capset dir>/<name>
 };
 Result<std::vector<Bucket>> buckets(const Snapshot& snap, const std::string& capset_dir);

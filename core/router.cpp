@@ -183,7 +183,7 @@ Score score_impl(const Candidate& job, const FactoryView& factory, const RouterS
   s.capability_fit = static_cast<double>(1 + job.capabilities.size()) /
                      static_cast<double>(1 + std::max(factory.capabilities.size(), job.capabilities.size()));
   if (upper_bound) {
-    s.affinity = 1.0;
+    s.affinity = (job.may_name_engine && !factory.engine.empty() ? 0.5 : 0.0) + (job.may_have_run ? 0.5 : 0.0);
     s.cost_fit = 1.0;
   } else {
     s.affinity = (!job.engine.empty() && job.engine == factory.engine ? 0.5 : 0.0) +

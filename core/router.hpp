@@ -89,6 +89,11 @@ struct Candidate {
   std::optional<std::int64_t> wall_seconds;
   std::string engine;
   std::string last_factory;
+  // What score_upper_bound may assume of a job known only by its queue entry
+  // name (layout::QueuedName): whether it names an engine, whether a factory
+  // ran it before. Either can give it affinity; without them it has none.
+  bool may_name_engine = true;
+  bool may_have_run = true;
 };
 
 struct Score {
@@ -106,7 +111,8 @@ double starvation_penalty(Millis age, const RouterSettings& settings);
 // The filter and every term for one (job, factory) pair.
 Score score(const Candidate& job, const FactoryView& factory, const RouterSettings& settings, Millis now);
 // The best `score` any job of this shape and age could reach on `factory`
-// (affinity and costFit at their maximum): lets a claim skip reading entries.
+// (affinity as far as the shape allows it, costFit at its maximum): lets a
+// claim skip reading entries.
 Score score_upper_bound(const Candidate& job_shape, const FactoryView& factory, const RouterSettings& settings,
                         Millis now);
 

@@ -62,7 +62,7 @@ shard=${ID:2:2}
 files=$(git --git-dir $S show --name-only --format= refs/gigafab/state | sort)
 grep -qx "jobs/$shard/$ID/job.toml" <<<"$files" || fail "job.toml path: $files"
 grep -qx "jobs/$shard/$ID/body.md" <<<"$files" || fail "body.md path: $files"
-grep -q "^index/queued/default/cpp+linux/@1-[0-9]*-j-[a-z0-9]*/1-.*-$ID$" <<<"$files" || fail "queued index entry: $files"
+grep -qE "^index/queued/default/cpp\+linux/@1-[0-9]+-j-[a-z0-9]+(-[ef]+)?/1-[0-9]+-$ID(-[ef]+)?$" <<<"$files" || fail "queued index entry: $files"
 grep -qx "profiles/backend-dev/1.md" <<<"$files" || fail "profile snapshot: $files"
 git --git-dir $S show "refs/gigafab/state:jobs/$shard/$ID/job.toml" | grep -qE "^stage = .queued.$" || fail "job.toml readable"
 

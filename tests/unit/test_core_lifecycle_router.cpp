@@ -367,3 +367,30 @@ TEST_CASE("preempt_one follows the product setting and leaves placeable or equal
     CHECK(job_in(snap, running).stage == core::Stage::assigned);
   }
 }
+
+TEST_CASE("claim: a younger job the factory ran before wins over hundreds of older plain ones") {
+  // The claim stops reading plain entries after the first (their bound falls
+  // with age), yet must still find a hinted entry further back in the queue.
+  core::MemorySnapshot snap;
+  std::vector<std::string> plain;
+  for (std::uint64_t i = 0; i < 300; ++i) {
+    plain.push_back(submit_job(snap, {}, core::Priority::normal, k_t0 + static_cast<core::Millis>(i), 100 + i));
+  }
+  std::string warm = submit_job(snap, {}, core::Priority::normal, k_t0 + 2 * k_second, 999);
+  // As a release leaves it: queued again, remembering the factory that ran it.
+  core::Job job = job_in(snap, warm);
+  core::Change requeue;
+  REQUIRE(core::queue_index::remove(snap, requeue, job).ok());
+  job.last_factory = "f1";
+  REQUIRE(core::queue_index::add(snap, requeue, job).ok());
+  requeue.put(layout::job_doc(job.id), core::job_to_toml(job));
+  snap.apply(requeue);
+  REQUIRE(core::queue_index::find(snap, job)->value().ends_with("-f"));
+
+  core::Millis now = k_t0 + k_minute;
+  // Another factory gets the oldest job; f1 gets the one it ran (affinity).
+  CHECK(claim_ok(snap, claim_request("f2", {}), now) == plain[0]);
+  CHECK(claim_ok(snap, claim_request("f1", {}), now) == warm);
+  CHECK(claim_ok(snap, claim_request("f1", {}), now) == plain[1]);
+  CHECK_FALSE(core::queue_index::find(snap, job_in(snap, warm))->has_value());
+}

@@ -38,22 +38,33 @@ void check_index(const core::MemorySnapshot& snap, const std::map<std::string, c
   std::string dir = qi::capset_dir("default", "linux");
   auto buckets = qi::buckets(snap, dir);
   REQUIRE(buckets.ok());
-  std::vector<std::string> in_order;
+  // Each sequence (rank, hinted), its buckets taken in name order, is in order.
+  std::map<std::pair<char, bool>, std::vector<std::string>> sequences;
   for (const auto& bucket : *buckets) {
     auto names = snap.list(bucket.path);
     REQUIRE(names.ok());
     CHECK_FALSE(names->empty());
     CHECK(names->size() <= qi::k_bucket_max);
     for (const auto& name : *names) {
+      auto parsed = layout::parse_queued_entry_name(name);
+      REQUIRE(parsed.has_value());
       CHECK(name[0] == bucket.rank);
-      in_order.push_back(name);
+      CHECK((parsed->has_engine || parsed->has_last_factory) == bucket.hinted);
+      sequences[{bucket.rank, bucket.hinted}].push_back(name);
     }
   }
+  std::vector<std::string> all;
+  for (const auto& [key, names] : sequences) {
+    CHECK(std::is_sorted(names.begin(), names.end()));
+    all.insert(all.end(), names.begin(), names.end());
+  }
+  std::sort(all.begin(), all.end());
   std::vector<std::string> expected;
   for (const auto& [name, job] : present) expected.push_back(name);  // a std::map: sorted
-  CHECK(in_order == expected);  // bucket order is entry order
+  CHECK(all == expected);
   auto listed = qi::entries(snap, dir);
   REQUIRE(listed.ok());
+  std::sort(listed->begin(), listed->end());
   CHECK(*listed == expected);
   for (const auto& [name, job] : present) {
     auto path = qi::find(snap, job);
@@ -124,6 +135,8 @@ TEST_CASE("any sequence of adds and removes keeps the index ordered, bounded and
       if (add) {
         auto priority = static_cast<core::Priority>(rng() % 4);
         core::Job job = make_job(next_id++, priority, static_cast<core::Millis>(rng() % 100000));
+        if (rng() % 5 == 0) job.engine = "claude";
+        if (rng() % 7 == 0) job.last_factory = "f1";
         if (present.count(layout::queued_entry_name(job))) continue;
         REQUIRE(qi::add(snap, change, job).ok());
         present[layout::queued_entry_name(job)] = job;
@@ -146,7 +159,9 @@ TEST_CASE("migrate_flat moves format-1 entries into buckets of one rank, half fu
   std::map<std::string, core::Job> present;
   for (std::uint64_t i = 0; i < 300; ++i) {
     core::Job job = make_job(500 + i, i % 2 ? core::Priority::high : core::Priority::low, static_cast<core::Millis>(i));
-    files["index/queued/default/linux/" + layout::queued_entry_name(job)] = layout::queued_entry_document(job);
+    std::string format_1_name = layout::queued_entry_name(job);  // no hints then
+    if (i % 10 == 0) job.engine = "codex";                     // format 2 names it "...-e"
+    files["index/queued/default/linux/" + format_1_name] = layout::queued_entry_document(job);
     present[layout::queued_entry_name(job)] = job;
   }
   core::MemorySnapshot snap(files);
@@ -156,7 +171,8 @@ TEST_CASE("migrate_flat moves format-1 entries into buckets of one rank, half fu
   CHECK(*moved);
   apply(snap, change);
   check_index(snap, present);
-  CHECK(qi::buckets(snap, "index/queued/default/linux")->size() == 4);  // 150 per rank, 128 per bucket
+  // High: 150 plain entries (2 buckets of at most 128); low: 120 plain and 30 hinted (a bucket each).
+  CHECK(qi::buckets(snap, "index/queued/default/linux")->size() == 4);
   core::Change again;
   CHECK_FALSE(*qi::migrate_flat(snap, again));
   CHECK(again.empty());
