@@ -5,7 +5,7 @@
 //   jobs/<shard>/<id>/job.toml                       the job document
 //   jobs/<shard>/<id>/body.md                        the manifest body, verbatim
 //   profiles/<name>/<version>.md                     immutable persona snapshots
-//   index/queued/<product>/<capset>/@<bucket>/<rank>-<created>-<id>
+//   index/queued/<product>/<capset>/@<bucket>/<rank>-<created>-<id>[-<hints>]
 //                                                    claimable jobs by required capabilities
 //                                                    (<capset> = "a+b", or "_any"), best first,
 //                                                    in buckets of at most 256 (core/queue_index.hpp)
