@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "gitstore/local_fleet.hpp"
+#include "gitstore/store.hpp"
 #include "server/api.hpp"
 #include "server/http.hpp"
 
@@ -32,6 +33,9 @@ Runner define_serve(CLI::App& app, Context&) {
                "one commit per request (default: requests that arrive together share one commit and one fsync)");
   return [opts](Context& ctx) -> Result<void> {
     if (auto ok = server::parse_listen(opts->listen, opts->serve); !ok) return ok.error();
+    // A long-running reader of a large store: libgit2's object cache would
+    // grow to 256 MiB and it would keep every pack it read mapped.
+    gitstore::set_memory_limits(32u << 20, 64u << 20);
     auto fleet = ctx.local_fleet("serve");
     if (!fleet) return fleet.error();
     server::Api api(**fleet);

@@ -1067,6 +1067,13 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
 
 void set_background_gc(BackgroundGc launcher) { background_gc_launcher() = std::move(launcher); }
 
+void set_memory_limits(std::size_t object_cache, std::size_t mapped_packs) {
+  ensure_libgit2();
+  git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, static_cast<ssize_t>(object_cache));
+  git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, std::min<std::size_t>(mapped_packs / 4, std::size_t{1} << 30));
+  git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, mapped_packs);
+}
+
 namespace {
 
 struct TrackedFile {

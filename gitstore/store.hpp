@@ -50,6 +50,11 @@ struct CommitInfo {
 using BackgroundGc = std::function<void(const std::string& store_path)>;
 void set_background_gc(BackgroundGc launcher);
 
+// Caps what libgit2 keeps in memory for every store of this process: the
+// objects it has read (default 256 MiB) and the pack file windows it keeps
+// mapped (default: up to 8 GiB, in windows of 1 GiB).
+void set_memory_limits(std::size_t object_cache, std::size_t mapped_packs);
+
 class Store {
  public:
   // Creates a bare repository at `path` with the state ref's first commit.

@@ -1,5 +1,7 @@
 #include "server/api.hpp"
 
+#include <malloc.h>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -412,10 +414,18 @@ struct Api::Impl {
         filter.stages.push_back(*stage);
       }
     }
-    auto jobs = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.list(filter); });
-    auto doc = list_json<core::Job>(jobs, "jobs", core::job_to_json);
-    if (!doc) return failed(doc.error());
-    return json_response(*doc);
+    Response response;
+    {
+      auto jobs = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.list(filter); });
+      auto doc = list_json<core::Job>(jobs, "jobs", core::job_to_json);
+      if (!doc) return failed(doc.error());
+      response = json_response(*doc);
+    }
+    // A long list takes hundreds of MB of small blocks (documents, trees, the
+    // JSON tree), freed by now: give them back to the system, or the server
+    // keeps its peak for good.
+    ::malloc_trim(0);
+    return response;
   }
 
   Response show(Call& call) {
