@@ -82,39 +82,49 @@ std::string capset_dir(std::string_view product, std::string_view capset) {
   return layout::queued_dir(product) + "/" + std::string(capset);
 }
 
-Result<void> add(const Snapshot& snap, Change& change, const Job& job) {
-  std::string dir = capset_dir(job.product, layout::capset_name(job.capabilities));
-  std::string entry = layout::queued_entry_name(job);
-  OverlaySnapshot view(snap, change);
-  auto names = view.list(dir);
+namespace {
+
+// Where `job`'s entry goes (or is) as `view` shows the index: its capset's
+// directory, its name, and its bucket ("" when its sequence has none).
+struct Place {
+  std::string dir, entry, bucket;
+};
+
+Result<Place> place_of(const Snapshot& view, const Job& job) {
+  Place p{capset_dir(job.product, layout::capset_name(job.capabilities)), layout::queued_entry_name(job), {}};
+  auto names = view.list(p.dir);
   if (!names) return names.error();
-  std::string bucket = bucket_for(*names, entry);
-  if (bucket.empty()) bucket = bucket_name(entry);
-  change.put(dir + "/" + bucket + "/" + entry, layout::queued_entry_document(job));
-  auto held = view.list(dir + "/" + bucket);
+  p.bucket = bucket_for(*names, p.entry);
+  return p;
+}
+
+}  // namespace
+
+Result<void> add(const Snapshot& snap, Change& change, const Job& job) {
+  OverlaySnapshot view(snap, change);
+  auto p = place_of(view, job);
+  if (!p) return p.error();
+  if (p->bucket.empty()) p->bucket = bucket_name(p->entry);
+  change.put(p->dir + "/" + p->bucket + "/" + p->entry, layout::queued_entry_document(job));
+  auto held = view.list(p->dir + "/" + p->bucket);
   if (!held) return held.error();
   if (held->size() <= k_bucket_max) return {};
-  return split(snap, change, dir, bucket, *held);
+  return split(snap, change, p->dir, p->bucket, *held);
 }
 
 Result<void> remove(const Snapshot& snap, Change& change, const Job& job) {
-  std::string dir = capset_dir(job.product, layout::capset_name(job.capabilities));
-  std::string entry = layout::queued_entry_name(job);
   OverlaySnapshot view(snap, change);
-  auto names = view.list(dir);
-  if (!names) return names.error();
-  std::string bucket = bucket_for(*names, entry);
-  if (!bucket.empty()) change.remove(dir + "/" + bucket + "/" + entry);
+  auto p = place_of(view, job);
+  if (!p) return p.error();
+  if (!p->bucket.empty()) change.remove(p->dir + "/" + p->bucket + "/" + p->entry);
   return {};
 }
 
 Result<std::optional<std::string>> find(const Snapshot& snap, const Job& job) {
-  std::string dir = capset_dir(job.product, layout::capset_name(job.capabilities));
-  auto names = snap.list(dir);
-  if (!names) return names.error();
-  std::string bucket = bucket_for(*names, layout::queued_entry_name(job));
-  if (bucket.empty()) return std::optional<std::string>{};
-  std::string path = dir + "/" + bucket + "/" + layout::queued_entry_name(job);
+  auto p = place_of(snap, job);
+  if (!p) return p.error();
+  if (p->bucket.empty()) return std::optional<std::string>{};
+  std::string path = p->dir + "/" + p->bucket + "/" + p->entry;
   auto content = snap.read(path);
   if (!content) return content.error();
   if (!*content) return std::optional<std::string>{};

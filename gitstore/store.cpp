@@ -284,47 +284,13 @@ void log_event(const std::string& store_path, const std::string& line) {
   log_line(store_path, line);
 }
 
-// Holds flock(LOCK_EX) on <store>/gigafab.lock for its lifetime.
-class WriterLock {
+// Holds flock(LOCK_EX) on a file for its lifetime. The kernel releases it
+// when the holder closes the file or dies, so a crashed process can never
+// leave it held.
+class FileLock {
  public:
-  static Result<WriterLock> acquire(const std::string& store_path) {
-    std::string path = store_path + "/gigafab.lock";
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return make_error(ErrorCode::error, "cannot open " + path + ": " + std::strerror(errno));
-    // Blocking: the kernel queues waiters and wakes one when the holder closes
-    // the file or dies, so a crashed writer can never leave the store locked.
-    while (::flock(fd, LOCK_EX) < 0) {
-      if (errno != EINTR) {
-        int err = errno;
-        ::close(fd);
-        return make_error(ErrorCode::error, "cannot lock " + path + ": " + std::strerror(err));
-      }
-    }
-    std::string pid = std::to_string(getpid()) + "\n";
-    if (::ftruncate(fd, 0) == 0) {
-      [[maybe_unused]] auto n = ::pwrite(fd, pid.data(), pid.size(), 0);
-    }
-    return WriterLock(fd);
-  }
-  WriterLock(WriterLock&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
-  WriterLock& operator=(WriterLock&&) = delete;
-  ~WriterLock() {
-    if (m_fd >= 0) ::close(m_fd);  // releases the flock
-  }
-
- private:
-  explicit WriterLock(int fd) : m_fd(fd) {}
-  int m_fd;
-};
-
-// Holds flock(LOCK_EX) on <store>/gigafab-gc.lock: one gc at a time, and no
-// pack merge while a gc runs. Never held while waiting for the writer lock
-// by anyone but the gc itself, so the two locks cannot deadlock.
-class GcLock {
- public:
-  // Blocks until the lock is free.
-  static Result<GcLock> acquire(const std::string& store_path) {
-    std::string path = store_path + "/gigafab-gc.lock";
+  // Blocks until the lock is free (the kernel queues waiters).
+  static Result<FileLock> acquire(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return make_error(ErrorCode::error, "cannot open " + path + ": " + std::strerror(errno));
     while (::flock(fd, LOCK_EX) < 0) {
@@ -334,27 +300,53 @@ class GcLock {
         return make_error(ErrorCode::error, "cannot lock " + path + ": " + std::strerror(err));
       }
     }
-    return GcLock(fd);
+    return FileLock(fd);
   }
-  // nullopt when a gc holds it.
-  static std::optional<GcLock> try_acquire(const std::string& store_path) {
-    int fd = ::open((store_path + "/gigafab-gc.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // nullopt when someone holds it (or the file cannot be opened).
+  static std::optional<FileLock> try_acquire(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return std::nullopt;
     if (::flock(fd, LOCK_EX | LOCK_NB) < 0) {
       ::close(fd);
       return std::nullopt;
     }
-    return GcLock(fd);
+    return FileLock(fd);
   }
-  GcLock(GcLock&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
-  GcLock& operator=(GcLock&&) = delete;
-  ~GcLock() {
-    if (m_fd >= 0) ::close(m_fd);
+  FileLock(FileLock&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+  FileLock& operator=(FileLock&&) = delete;
+  ~FileLock() {
+    if (m_fd >= 0) ::close(m_fd);  // releases the flock
   }
+  int fd() const { return m_fd; }
 
  private:
-  explicit GcLock(int fd) : m_fd(fd) {}
+  explicit FileLock(int fd) : m_fd(fd) {}
   int m_fd;
+};
+
+// <store>/gigafab.lock: local writers queue on it; it holds the holder's pid.
+struct WriterLock {
+  static Result<FileLock> acquire(const std::string& store_path) {
+    auto lock = FileLock::acquire(store_path + "/gigafab.lock");
+    if (!lock) return lock.error();
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (::ftruncate(lock->fd(), 0) == 0) {
+      [[maybe_unused]] auto n = ::pwrite(lock->fd(), pid.data(), pid.size(), 0);
+    }
+    return lock;
+  }
+};
+
+// <store>/gigafab-gc.lock: one gc at a time, and no pack merge while a gc
+// runs. Nobody but the gc itself waits for the writer lock while holding it,
+// so the two locks cannot deadlock.
+struct GcLock {
+  static Result<FileLock> acquire(const std::string& store_path) {
+    return FileLock::acquire(store_path + "/gigafab-gc.lock");
+  }
+  static std::optional<FileLock> try_acquire(const std::string& store_path) {
+    return FileLock::try_acquire(store_path + "/gigafab-gc.lock");
+  }
 };
 
 BackgroundGc& background_gc_launcher() {
@@ -1114,7 +1106,7 @@ std::vector<std::pair<TrackedFile, git_oid>> loose_objects(const std::string& st
 
 Result<Store::GcStats> Store::gc(const GcOptions& options) {
   GcStats stats;
-  std::optional<GcLock> gc_lock;
+  std::optional<FileLock> gc_lock;
   if (options.background) {
     auto lock = GcLock::try_acquire(m_impl->path);
     if (!lock) {

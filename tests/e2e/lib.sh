@@ -66,6 +66,21 @@ fsck_clean() {
   if grep -qiE 'error|missing|broken|corrupt|bad' <<<"$out"; then fail "git fsck complained on $1: $out"; fi
 }
 
+# claim_until_empty FACTORY OUT ERR: claims until nothing is left (exit 6),
+# one "ID EPOCH" line per claim appended to OUT, stderr to ERR; any other
+# exit is noted in ERR and returns 1.
+claim_until_empty() {
+  local rc
+  while :; do
+    rc=0
+    "$GIGAFAB" claim --factory "$1" --ttl 600 >>"$2" 2>>"$3" || rc=$?
+    [ "$rc" -eq 0 ] && continue
+    [ "$rc" -eq 6 ] && return 0
+    echo "claimer $1 exited $rc" >>"$3"
+    return 1
+  done
+}
+
 pass() { echo "PASS: $(basename "$0")"; }
 
 # start_server STORE [SERVE-ARGS...]: runs `gigafab serve` on a free loopback

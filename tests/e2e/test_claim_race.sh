@@ -7,17 +7,7 @@ manifest job.md "Race"
 for i in $(seq 1 200); do gf submit job.md; done >submitted
 expect_eq "$(sort -u submitted | wc -l)" 200 "submitted jobs"
 
-claimer() {  # claimer N: claims until nothing is left, one "ID EPOCH" line per win
-  local rc
-  while :; do
-    rc=0
-    "$GIGAFAB" claim --factory "f$1" --ttl 600 >>"claims.$1" 2>>"errors.$1" || rc=$?
-    [ "$rc" -eq 0 ] && continue
-    [ "$rc" -eq 6 ] && return 0
-    echo "claimer $1 exited $rc" >>"errors.$1"
-    return 1
-  done
-}
+claimer() { claim_until_empty "f$1" "claims.$1" "errors.$1"; }  # claimer N
 rm -f gate
 for n in $(seq 1 8); do (while [ ! -e gate ]; do sleep 0.001; done; claimer "$n") & done
 sleep 0.2

@@ -43,17 +43,7 @@ expect_eq "$(git --git-dir $S count-objects -v | awk '/^count:/ {print $2}')" 0 
 # Writes go on during a gc: four claimers and a submitter race five gc runs;
 # every job is claimed exactly once and nothing acknowledged is lost.
 for i in $(seq 1 120); do gf submit job.md; done >race_ids
-claimer() {
-  local rc
-  while :; do
-    rc=0
-    "$GIGAFAB" claim --factory "g$1" --ttl 600 >>"claims.$1" 2>>"claim_errors.$1" || rc=$?
-    [ "$rc" -eq 0 ] && continue
-    [ "$rc" -eq 6 ] && return 0
-    echo "claimer $1 exited $rc" >>"claim_errors.$1"
-    return 1
-  done
-}
+claimer() { claim_until_empty "g$1" "claims.$1" "claim_errors.$1"; }
 for n in 1 2 3 4; do claimer $n & done
 (for i in $(seq 1 20); do "$GIGAFAB" submit job.md || echo "submit failed" >&2; done >late_ids) 2>submit_errors &
 for i in 1 2 3 4 5; do gf gc >/dev/null || fail "gc $i during writes failed"; done
