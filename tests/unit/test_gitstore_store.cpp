@@ -738,6 +738,35 @@ TEST_CASE("pack merges never take in the gc'd pack: the store asks for a backgro
   CHECK(read_at_tip(store, "bulk/3.txt").has_value());
 }
 
+TEST_CASE("a long-running store lets go of the packs its merges and gcs delete") {
+  // libgit2 keeps every pack it has loaded; without the store replacing its
+  // object database, each deleted pack stays open (its disk space never
+  // returns) and every lookup of a new object walks all of them again.
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  auto open_deleted_packs = [&] {
+    std::size_t count = 0;
+    for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      std::string target = fs::read_symlink(fd.path(), ec).string();
+      if (!ec && target.rfind(path + "/objects/pack/", 0) == 0 && contains(target, "(deleted)")) ++count;
+    }
+    return count;
+  };
+  std::size_t worst = 0;
+  for (int i = 0; i < 120; ++i) {
+    commit_ok(store, put("jobs/" + std::to_string(i % 7) + ".txt", "rev " + std::to_string(i) + "\n"));
+    // Reads open every pack the lookups go through.
+    for (int j = 0; j <= i % 7; ++j) CHECK(read_at_tip(store, "jobs/" + std::to_string(j) + ".txt").has_value());
+    worst = std::max(worst, open_deleted_packs());
+    if (i == 60) REQUIRE(store.gc().ok());
+  }
+  CHECK(worst == 0);
+  CHECK(read_at_tip(store, "jobs/3.txt") == "rev 115\n");
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
+
 TEST_CASE("a store of format 1 (flat queue index) is upgraded when opened, in one commit") {
   TempDir tmp;
   std::string path = tmp / "store";
