@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -220,14 +221,56 @@ class TreeSnapshot final : public core::Snapshot {
   mutable std::map<std::string, git_tree*, std::less<>> m_trees;  // nullptr: no such directory
 };
 
+// Puts a commit's new objects straight into the mempack. git_odb_write would
+// first look each object up and, on a miss (every new object), reload the
+// pack directory: a readdir per object, most of a commit's cost once the
+// directory had seen thousands of packs come and go.
+class ObjectWriter {
+ public:
+  ObjectWriter(git_odb* odb, git_odb_backend* mempack, std::vector<git_oid>& written)
+      : m_odb(odb), m_mempack(mempack), m_written(written) {}
+
+  Result<git_oid> put(std::string_view data, git_object_t type) {
+    git_oid oid;
+    if (git_odb_hash(&oid, data.data(), data.size(), type) < 0) return git_failure("cannot hash an object");
+    // Known already (the packs loaded, or this commit): nothing to write. An
+    // object only in a pack another process has just written is written
+    // again; a duplicate in two packs is harmless and gc keeps one.
+    if (git_odb_exists_ext(m_odb, &oid, GIT_ODB_LOOKUP_NO_REFRESH) == 1) return oid;
+    if (m_mempack->write(m_mempack, &oid, data.data(), data.size(), type) < 0) return git_failure("cannot write an object");
+    m_written.push_back(oid);
+    return oid;
+  }
+
+ private:
+  git_odb* m_odb;
+  git_odb_backend* m_mempack;
+  std::vector<git_oid>& m_written;
+};
+
+struct TreeEntry {
+  std::string_view name;
+  git_oid id;
+  std::uint32_t mode;  // as git writes it: 040000 for a tree, 0100644 for a blob
+};
+
+// git's order of tree entries: bytewise, a tree's name as if it ended in '/'.
+bool git_tree_order(const TreeEntry& a, const TreeEntry& b) {
+  std::size_t common = std::min(a.name.size(), b.name.size());
+  if (int c = std::memcmp(a.name.data(), b.name.data(), common); c != 0) return c < 0;
+  auto next = [&](const TreeEntry& e) -> unsigned char {
+    if (e.name.size() > common) return static_cast<unsigned char>(e.name[common]);
+    return e.mode == GIT_FILEMODE_TREE ? '/' : '\0';
+  };
+  return next(a) < next(b);
+}
+
 // Writes `writes` (paths relative to `base`) on top of `base` (may be null) and
 // returns the new tree, or nullopt when it ends up empty.
-Result<std::optional<git_oid>> build_tree(git_repository* repo, const git_tree* base,
-                                          const std::map<std::string, std::optional<std::string>>& writes,
-                                          std::vector<git_oid>& written) {
+Result<std::optional<git_oid>> build_tree(git_repository* repo, ObjectWriter& writer, const git_tree* base,
+                                          const std::map<std::string, std::optional<std::string>>& writes) {
   std::map<std::string, std::map<std::string, std::optional<std::string>>> subdirs;
-  BuilderHandle builder;
-  if (git_treebuilder_new(builder.out(), repo, base) < 0) return git_failure("cannot build tree");
+  std::map<std::string, std::optional<TreeEntry>, std::less<>> changed;  // nullopt: removed
   for (const auto& [path, content] : writes) {
     std::size_t slash = path.find('/');
     if (slash != std::string::npos) {
@@ -235,39 +278,61 @@ Result<std::optional<git_oid>> build_tree(git_repository* repo, const git_tree* 
       continue;
     }
     if (!content) {
-      git_treebuilder_remove(builder.get(), path.c_str());  // absent is fine
+      changed[path] = std::nullopt;
       continue;
     }
-    git_oid blob;
-    if (git_blob_create_from_buffer(&blob, repo, content->data(), content->size()) < 0) {
-      return git_failure("cannot write " + path);
-    }
-    written.push_back(blob);
-    if (git_treebuilder_insert(nullptr, builder.get(), path.c_str(), &blob, GIT_FILEMODE_BLOB) < 0) {
-      return git_failure("cannot write " + path);
-    }
+    auto blob = writer.put(*content, GIT_OBJECT_BLOB);
+    if (!blob) return blob.error();
+    changed[path] = TreeEntry{{}, *blob, GIT_FILEMODE_BLOB};
   }
   for (const auto& [name, sub_writes] : subdirs) {
     TreeHandle sub_base;
-    const git_tree_entry* existing = git_treebuilder_get(builder.get(), name.c_str());
+    const git_tree_entry* existing = base ? git_tree_entry_byname(base, name.c_str()) : nullptr;
     if (existing && git_tree_entry_type(existing) == GIT_OBJECT_TREE) {
       if (git_tree_lookup(sub_base.out(), repo, git_tree_entry_id(existing)) < 0) {
         return git_failure("cannot read tree " + name);
       }
     }
-    auto sub = build_tree(repo, sub_base.get(), sub_writes, written);
+    auto sub = build_tree(repo, writer, sub_base.get(), sub_writes);
     if (!sub) return sub.error();
-    if (!*sub) {
-      git_treebuilder_remove(builder.get(), name.c_str());
-    } else if (git_treebuilder_insert(nullptr, builder.get(), name.c_str(), &**sub, GIT_FILEMODE_TREE) < 0) {
-      return git_failure("cannot write tree " + name);
+    if (*sub) {
+      changed[name] = TreeEntry{{}, **sub, GIT_FILEMODE_TREE};
+    } else {
+      changed[name] = std::nullopt;
     }
   }
-  if (git_treebuilder_entrycount(builder.get()) == 0) return std::optional<git_oid>{};
-  git_oid oid;
-  if (git_treebuilder_write(&oid, builder.get()) < 0) return git_failure("cannot write tree");
-  written.push_back(oid);
-  return std::optional<git_oid>{oid};
+  std::vector<TreeEntry> entries;
+  const std::size_t base_count = base ? git_tree_entrycount(base) : 0;
+  entries.reserve(base_count + changed.size());
+  for (std::size_t i = 0; i < base_count; ++i) {
+    const git_tree_entry* e = git_tree_entry_byindex(base, i);
+    std::string_view name = git_tree_entry_name(e);
+    if (changed.find(name) != changed.end()) continue;
+    entries.push_back({name, *git_tree_entry_id(e), static_cast<std::uint32_t>(git_tree_entry_filemode_raw(e))});
+  }
+  for (auto& [name, entry] : changed) {
+    if (!entry) continue;
+    entry->name = name;
+    entries.push_back(*entry);
+  }
+  if (entries.empty()) return std::optional<git_oid>{};
+  std::sort(entries.begin(), entries.end(), git_tree_order);
+  // The tree object: "<octal mode> <name>\0<20-byte id>" per entry.
+  std::string body;
+  body.reserve(entries.size() * 48);
+  for (const TreeEntry& e : entries) {
+    char mode[16];
+    auto [end, ec] = std::to_chars(mode, mode + sizeof mode, e.mode, 8);
+    (void)ec;
+    body.append(mode, end);
+    body.push_back(' ');
+    body.append(e.name);
+    body.push_back('\0');
+    body.append(reinterpret_cast<const char*>(e.id.id), GIT_OID_RAWSZ);
+  }
+  auto tree = writer.put(body, GIT_OBJECT_TREE);
+  if (!tree) return tree.error();
+  return std::optional<git_oid>{*tree};
 }
 
 // Appends `line` to <store>/gigafab.log.
@@ -739,12 +804,18 @@ struct Store::Impl {
       if (!tree) return tree.error();
       base.ptr = *tree;
     }
+    // Whatever fails before the flush leaves nothing behind in the mempack.
+    struct ResetMempack {
+      git_odb_backend* mempack;
+      ~ResetMempack() { git_mempack_reset(mempack); }
+    } reset{mempack};
+    git_odb* odb = nullptr;
+    if (git_repository_odb(&odb, repo) < 0) return git_failure("cannot open the object database");
+    std::unique_ptr<git_odb, void (*)(git_odb*)> odb_handle(odb, git_odb_free);
     std::vector<git_oid> written;
-    auto root = build_tree(repo, base.get(), change.writes, written);
-    if (!root) {
-      git_mempack_reset(mempack);
-      return root.error();
-    }
+    ObjectWriter writer(odb, mempack, written);
+    auto root = build_tree(repo, writer, base.get(), change.writes);
+    if (!root) return root.error();
     if (!*root) return make_error(ErrorCode::error, "refusing to write an empty state tree");
     TreeHandle tree;
     if (git_tree_lookup(tree.out(), repo, &**root) < 0) return git_failure("cannot read new tree");
@@ -759,16 +830,17 @@ struct Store::Impl {
       if (git_commit_lookup(parent_commit.out(), repo, parent) < 0) return git_failure("cannot read parent");
       parents[0] = parent_commit.get();
     }
-    git_oid oid;
     std::string message = change.message();
-    if (git_commit_create(&oid, repo, nullptr, sig.get(), sig.get(), "UTF-8", message.c_str(), tree.get(),
-                          parent ? 1 : 0, parents) < 0) {
-      git_mempack_reset(mempack);
+    git_buf buffer = GIT_BUF_INIT;
+    if (git_commit_create_buffer(&buffer, repo, sig.get(), sig.get(), "UTF-8", message.c_str(), tree.get(),
+                                 parent ? 1 : 0, parents) < 0) {
       return git_failure("cannot write commit");
     }
-    written.push_back(oid);
+    auto commit = writer.put(std::string_view(buffer.ptr, buffer.size), GIT_OBJECT_COMMIT);
+    git_buf_dispose(&buffer);
+    if (!commit) return commit.error();
     if (auto ok = flush_objects(written); !ok) return ok.error();
-    return oid;
+    return *commit;
   }
 };
 
