@@ -490,6 +490,7 @@ struct Store::Impl {
   // The packs this process's object database has seen (sorted bases), to
   // notice when some are gone (forget_removed_packs).
   std::vector<std::string> known_packs;
+  struct timespec pack_dir_mtime {};
 
   Result<void> attach_mempack() {
     git_odb* odb = nullptr;
@@ -666,6 +667,19 @@ struct Store::Impl {
     for (const auto& base : bases) remove_pack(base);
     if (auto ok = refresh_odb(); !ok) return ok.error();
     return true;
+  }
+
+  // For a process that only reads (writers check after each commit): when
+  // the pack directory changed since the last look, forgets the packs other
+  // processes removed. A stat when nothing changed.
+  void notice_removed_packs() {
+    struct stat st {};
+    if (::stat(pack_dir().c_str(), &st) != 0) return;
+    if (st.st_mtim.tv_sec == pack_dir_mtime.tv_sec && st.st_mtim.tv_nsec == pack_dir_mtime.tv_nsec) return;
+    pack_dir_mtime = st.st_mtim;
+    if (auto ok = forget_removed_packs(packs()); !ok) {
+      std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
+    }
   }
 
   // Loads new packs, and forgets the removed ones.
@@ -984,6 +998,7 @@ Result<Store> Store::init(const std::string& path, const InitOptions& options, c
 
 Result<std::unique_ptr<core::Snapshot>> Store::snapshot() const {
   if (m_impl->group) return std::unique_ptr<core::Snapshot>(std::make_unique<BorrowedSnapshot>(*m_impl->group->view));
+  m_impl->notice_removed_packs();
   auto tip = m_impl->tip();
   if (!tip) return tip.error();
   auto tree = m_impl->tree_of(**tip);

@@ -119,6 +119,11 @@ Result<void> check_query(const Request& request, std::initializer_list<const cha
 struct Api::Impl {
   gitstore::LocalFleet* fleet;
   std::mutex fleet_mutex;
+  // A second handle on the store for authentication, so that checking a
+  // request's token does not wait for the group being committed (which holds
+  // fleet_mutex through its fsyncs) and the next group can form meanwhile.
+  std::optional<gitstore::Store> reader;
+  std::mutex reader_mutex;
 
   // Group commit: mutations that arrive while others are being written wait
   // in `pending`; the next thread to find no leader runs them all, one after
@@ -283,9 +288,16 @@ struct Api::Impl {
       return make_error(ErrorCode::unauthorized, "the Authorization header must be 'Bearer <token>'");
     }
     std::string token = header.substr(scheme.size());
-    Result<core::Principal> principal = [&] {
-      std::lock_guard lock(fleet_mutex);
-      return fleet->authenticate(token);
+    Result<core::Principal> principal = [&]() -> Result<core::Principal> {
+      std::lock_guard lock(reader_mutex);
+      if (!reader) {
+        auto opened = gitstore::Store::open(fleet->store().path());
+        if (!opened) return opened.error();
+        reader.emplace(std::move(*opened));
+      }
+      auto snap = reader->snapshot();
+      if (!snap) return snap.error();
+      return core::authenticate(**snap, token);
     }();
     if (!principal) return principal.error();
     Caller caller{std::move(*principal), ""};
