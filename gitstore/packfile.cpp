@@ -185,6 +185,11 @@ Result<void> write(const std::string& pack_dir, const std::vector<Object>& objec
   std::vector<Entry> entries;
   entries.reserve(objects.size());
   std::vector<unsigned char> deflated;
+  // One deflate stream for the pack, reset per object: compress2 would set
+  // up (allocate and clear) a fresh 256 KiB state for every object.
+  z_stream z{};
+  if (deflateInit(&z, 1) != Z_OK) return make_error(ErrorCode::error, "cannot compress an object");
+  std::unique_ptr<z_stream, int (*)(z_stream*)> z_end(&z, deflateEnd);
   for (const Object& object : objects) {
     // Entry header: type and size, 4 bits then 7 bits per byte.
     unsigned char head[16];
@@ -198,12 +203,14 @@ Result<void> write(const std::string& pack_dir, const std::vector<Object>& objec
       size >>= 7;
     }
     head[n++] = c;
-    uLongf bound = compressBound(static_cast<uLong>(object.data.size()));
-    deflated.resize(bound);
-    if (compress2(deflated.data(), &bound, reinterpret_cast<const Bytef*>(object.data.data()),
-                  static_cast<uLong>(object.data.size()), 1) != Z_OK) {
-      return make_error(ErrorCode::error, "cannot compress an object");
-    }
+    deflated.resize(deflateBound(&z, static_cast<uLong>(object.data.size())));
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(object.data.data()));
+    z.avail_in = static_cast<uInt>(object.data.size());
+    z.next_out = deflated.data();
+    z.avail_out = static_cast<uInt>(deflated.size());
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END) return make_error(ErrorCode::error, "cannot compress an object");
+    uLong bound = z.total_out;
+    if (deflateReset(&z) != Z_OK) return make_error(ErrorCode::error, "cannot compress an object");
     Entry entry{object.id, 0, offset};
     uLong crc = crc32(0, head, static_cast<uInt>(n));
     entry.crc = static_cast<std::uint32_t>(crc32(crc, deflated.data(), static_cast<uInt>(bound)));
