@@ -25,6 +25,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_set>
 
 #include "core/ids.hpp"
 #include "core/layout.hpp"
@@ -844,9 +845,9 @@ struct Store::Impl {
       if (git_commit_lookup(parent_commit.out(), repo, parent) < 0) return git_failure("cannot read parent");
       parents[0] = parent_commit.get();
     }
-    std::string message = change.message();
+    std::string message = change.message();  // UTF-8, git's default: no encoding header
     git_buf buffer = GIT_BUF_INIT;
-    if (git_commit_create_buffer(&buffer, repo, sig.get(), sig.get(), "UTF-8", message.c_str(), tree.get(),
+    if (git_commit_create_buffer(&buffer, repo, sig.get(), sig.get(), nullptr, message.c_str(), tree.get(),
                                  parent ? 1 : 0, parents) < 0) {
       return git_failure("cannot write commit");
     }
@@ -1229,6 +1230,59 @@ std::vector<std::pair<TrackedFile, git_oid>> loose_objects(const std::string& st
 
 }  // namespace
 
+namespace {
+
+struct OidHash {
+  std::size_t operator()(const git_oid& oid) const {
+    std::size_t h;
+    std::memcpy(&h, oid.id, sizeof h);
+    return h;
+  }
+};
+struct OidEqual {
+  bool operator()(const git_oid& a, const git_oid& b) const { return git_oid_equal(&a, &b); }
+};
+using OidSet = std::unordered_set<git_oid, OidHash, OidEqual>;
+
+// Inserts the tree `id` (named `name`, the entry it is found under) and all
+// it holds that `seen` has not, each tree and blob with its entry's name.
+int insert_tree(git_packbuilder* builder, git_repository* repo, const git_oid& id, const char* name, OidSet& seen) {
+  if (!seen.insert(id).second) return 0;
+  if (git_packbuilder_insert(builder, &id, name) < 0) return -1;
+  TreeHandle tree;
+  if (git_tree_lookup(tree.out(), repo, &id) < 0) return -1;
+  for (std::size_t i = 0, n = git_tree_entrycount(tree.get()); i < n; ++i) {
+    const git_tree_entry* entry = git_tree_entry_byindex(tree.get(), i);
+    const git_oid& entry_id = *git_tree_entry_id(entry);
+    if (git_tree_entry_type(entry) == GIT_OBJECT_TREE) {
+      if (insert_tree(builder, repo, entry_id, git_tree_entry_name(entry), seen) < 0) return -1;
+    } else if (seen.insert(entry_id).second && git_packbuilder_insert(builder, &entry_id, git_tree_entry_name(entry)) < 0) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+// Inserts every commit `walk` yields and every tree and blob they reach, each
+// named after its entry. git_packbuilder_insert_walk inserts trees without a
+// name, and the delta search (which compares objects of one name, then of
+// similar size) then paired unrelated trees and stored most of them whole:
+// 1,216 bytes per transition where `git repack` got 981 from the same store.
+int insert_history(git_packbuilder* builder, git_repository* repo, git_revwalk* walk) {
+  OidSet seen;
+  git_oid oid;
+  int rc;
+  while ((rc = git_revwalk_next(&oid, walk)) == 0) {
+    if (git_packbuilder_insert(builder, &oid, nullptr) < 0) return -1;
+    CommitHandle commit;
+    if (git_commit_lookup(commit.out(), repo, &oid) < 0) return -1;
+    if (insert_tree(builder, repo, *git_commit_tree_id(commit.get()), nullptr, seen) < 0) return -1;
+  }
+  return rc == GIT_ITEROVER ? 0 : rc;
+}
+
+}  // namespace
+
 Result<Store::GcStats> Store::gc(const GcOptions& options) {
   GcStats stats;
   std::optional<FileLock> gc_lock;
@@ -1260,7 +1314,7 @@ Result<Store::GcStats> Store::gc(const GcOptions& options) {
   Handle<git_packbuilder, git_packbuilder_free> builder;
   if (git_packbuilder_new(builder.out(), m_impl->repo) < 0) return git_failure("cannot repack");
   git_packbuilder_set_threads(builder.get(), options.background ? 1 : 0);
-  if (git_packbuilder_insert_walk(builder.get(), walk.get()) < 0) return git_failure("cannot repack");
+  if (insert_history(builder.get(), m_impl->repo, walk.get()) < 0) return git_failure("cannot repack");
   // Recent files may hold objects a write in flight is about to reference.
   for (const auto& pack : old_packs) {
     if (pack.mtime < recent) continue;
