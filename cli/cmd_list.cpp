@@ -5,6 +5,7 @@
 #include "cli/command.hpp"
 #include "cli/output.hpp"
 #include "core/json.hpp"
+#include "gitstore/local_fleet.hpp"
 
 namespace gigafab::cli {
 
@@ -21,6 +22,13 @@ Runner define_list(CLI::App& app, Context&) {
     }
     auto fleet = ctx.fleet();
     if (!fleet) return fleet.error();
+    if (auto* local = dynamic_cast<gitstore::LocalFleet*>(*fleet); local && ctx.globals.json) {
+      auto doc = local->list_document(filter);
+      if (!doc) return doc.error();
+      std::fwrite(doc->data(), 1, doc->size(), stdout);
+      std::fputc('\n', stdout);
+      return {};
+    }
     auto jobs = (*fleet)->list(filter);
     if (!jobs) return jobs.error();
     if (ctx.globals.json) {

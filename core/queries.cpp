@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
+#include "core/json.hpp"
 #include "core/layout.hpp"
 
 namespace gigafab::core {
@@ -54,6 +57,98 @@ Result<std::vector<Job>> list_jobs(const Snapshot& snap, const JobFilter& filter
   std::sort(out.begin(), out.end(), [](const Job& a, const Job& b) {
     return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
   });
+  return out;
+}
+
+const JobRow* JobRowCache::find(const std::string& key) {
+  auto it = m_slots.find(key);
+  if (it == m_slots.end()) return nullptr;
+  it->second.used = true;
+  return &it->second.row;
+}
+
+const JobRow* JobRowCache::put(std::string key, JobRow row) {
+  m_added = true;
+  Slot& slot = m_slots[std::move(key)];
+  slot.row = std::move(row);
+  slot.used = true;
+  return &slot.row;
+}
+
+bool JobRowCache::stale() const {
+  return m_added || std::any_of(m_slots.begin(), m_slots.end(), [](const auto& s) { return !s.second.used; });
+}
+
+void JobRowCache::begin() {
+  m_added = false;
+  for (auto& [_, slot] : m_slots) slot.used = false;
+}
+
+std::vector<std::pair<const std::string*, const JobRow*>> JobRowCache::used() const {
+  std::vector<std::pair<const std::string*, const JobRow*>> out;
+  out.reserve(m_slots.size());
+  for (const auto& [key, slot] : m_slots) {
+    if (slot.used) out.emplace_back(&key, &slot.row);
+  }
+  return out;
+}
+
+JobRow job_row(const Job& job) {
+  return {job.id, job.product, job.stage, job.created_at,
+          job_to_json(job).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)};
+}
+
+Result<std::vector<const JobRow*>> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobRowCache& cache,
+                                                 std::deque<JobRow>& scratch) {
+  std::vector<const JobRow*> out;
+  auto shards = snap.list(layout::k_jobs);
+  if (!shards) return shards.error();
+  for (const auto& shard : *shards) {
+    auto entries = snap.list_with_ids(std::string(layout::k_jobs) + "/" + shard);
+    if (!entries) return entries.error();
+    for (auto& [id, key] : *entries) {
+      const JobRow* row = key.empty() ? nullptr : cache.find(key);
+      if (!row) {
+        auto job = find_job(snap, id);
+        if (!job) return job.error();
+        if (!*job) continue;
+        if (key.empty()) {
+          row = &scratch.emplace_back(job_row(**job));
+        } else {
+          row = cache.put(std::move(key), job_row(**job));
+        }
+      }
+      if (!filter.product.empty() && row->product != filter.product) continue;
+      if (!filter.stages.empty() &&
+          std::find(filter.stages.begin(), filter.stages.end(), row->stage) == filter.stages.end()) {
+        continue;
+      }
+      out.push_back(row);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const JobRow* a, const JobRow* b) {
+    return a->created_at != b->created_at ? a->created_at < b->created_at : a->id < b->id;
+  });
+  return out;
+}
+
+std::string job_rows_document(const std::vector<const JobRow*>& rows) {
+  if (rows.empty()) return "{\n  \"jobs\": []\n}";
+  std::size_t size = 32;
+  for (const JobRow* row : rows) size += row->json.size() * 11 / 10 + 8;
+  std::string out;
+  out.reserve(size);
+  out += "{\n  \"jobs\": [\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (i) out += ",\n";
+    // Each row one level deeper: two indents more on every line.
+    out += "    ";
+    for (char c : rows[i]->json) {
+      out.push_back(c);
+      if (c == '\n') out += "    ";
+    }
+  }
+  out += "\n  ]\n}";
   return out;
 }
 

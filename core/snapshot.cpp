@@ -14,6 +14,15 @@ std::string Change::message() const {
   return out;
 }
 
+Result<std::vector<Snapshot::Entry>> Snapshot::list_with_ids(std::string_view dir) const {
+  auto names = list(dir);
+  if (!names) return names.error();
+  std::vector<Entry> out;
+  out.reserve(names->size());
+  for (auto& name : *names) out.emplace_back(std::move(name), std::string());
+  return out;
+}
+
 Result<std::optional<std::string>> MemorySnapshot::read(std::string_view path) const {
   auto it = m_files.find(std::string(path));
   if (it == m_files.end()) return std::optional<std::string>{};

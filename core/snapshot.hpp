@@ -24,6 +24,11 @@ class Snapshot {
   // Names of the entries (files and directories) directly under `dir`, sorted
   // bytewise; empty when `dir` does not exist.
   virtual Result<std::vector<std::string>> list(std::string_view dir) const = 0;
+  // list(), each name with an id of the entry's content that changes whenever
+  // the content does (git's object id, in hex). Ids are empty where the
+  // snapshot has none (in memory, or changed by an overlay).
+  using Entry = std::pair<std::string, std::string>;
+  virtual Result<std::vector<Entry>> list_with_ids(std::string_view dir) const;
 };
 
 // One audit trailer: "Gigafab-Op: submit".

@@ -1,5 +1,7 @@
 #include "gitstore/local_fleet.hpp"
 
+#include "gitstore/list_cache.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -100,6 +102,19 @@ Result<std::vector<core::Job>> LocalFleet::list(const core::JobFilter& filter) {
   auto snap = m_store.snapshot();
   if (!snap) return snap.error();
   return core::list_jobs(**snap, filter);
+}
+
+Result<std::string> LocalFleet::list_document(const core::JobFilter& filter) {
+  auto snap = m_store.snapshot();
+  if (!snap) return snap.error();
+  const std::string path = list_cache_path(m_store.path());
+  if (!m_rows) m_rows = load_list_cache(path);
+  m_rows->begin();
+  std::deque<core::JobRow> scratch;
+  auto rows = core::list_job_rows(**snap, filter, *m_rows, scratch);
+  if (!rows) return rows.error();
+  if (m_rows->stale()) save_list_cache(path, *m_rows);
+  return core::job_rows_document(*rows);
 }
 
 Result<core::JobDetail> LocalFleet::show(const std::string& id, const std::string& product) {

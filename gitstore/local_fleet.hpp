@@ -23,6 +23,10 @@ class LocalFleet final : public core::Fleet {
 
   Result<core::Submitted> submit(const core::SubmitInput& input) override;
   Result<std::vector<core::Job>> list(const core::JobFilter& filter) override;
+  // Local only: what `list --json` prints for `filter` (core::job_rows_document),
+  // through the row cache kept beside the store (gitstore/list_cache.hpp):
+  // only jobs whose directory changed since the last listing are read.
+  Result<std::string> list_document(const core::JobFilter& filter);
   Result<core::JobDetail> show(const std::string& id, const std::string& product) override;
   Result<std::vector<core::AuditEntry>> log(const std::optional<std::string>& job,
                                             const std::string& product) override;
@@ -95,6 +99,7 @@ class LocalFleet final : public core::Fleet {
   std::string m_actor;
   std::optional<std::string> m_profiles_dir;
   std::optional<core::Catalog> m_catalog;
+  std::optional<core::JobRowCache> m_rows;  // loaded by the first list_document
 };
 
 }  // namespace gigafab::gitstore

@@ -1,0 +1,120 @@
+// Unit tests for `list --json` through the row cache (core::list_job_rows,
+// gitstore/list_cache.hpp): the document is byte for byte the one built from
+// every job.toml, cold or warm, after a transition, and with a damaged cache.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "core/json.hpp"
+#include "core/manifest.hpp"
+#include "core/queries.hpp"
+#include "gitstore/list_cache.hpp"
+#include "gitstore/local_fleet.hpp"
+#include "gitstore/store.hpp"
+
+using namespace gigafab;
+
+namespace {
+
+struct ScratchFleet {
+  std::string dir;
+  std::optional<gitstore::LocalFleet> fleet;
+  ScratchFleet() {
+    char pattern[] = "/tmp/gigafab-unit-list-XXXXXX";
+    char* made = ::mkdtemp(pattern);
+    REQUIRE(made != nullptr);
+    dir = made;
+    auto store = gitstore::Store::init(dir + "/store", gitstore::InitOptions{false}, "tester");
+    REQUIRE(store.ok());
+    fleet.emplace(std::move(*store), "tester", std::nullopt);
+  }
+  ~ScratchFleet() {
+    fleet.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  void submit(const std::string& title, const std::string& product) {
+    auto manifest = core::parse_manifest("---\ntitle: " + title + "\n---\nbody of " + title + "\n", "test");
+    REQUIRE(manifest.ok());
+    auto done = fleet->submit(core::SubmitInput{*manifest, product});
+    REQUIRE(done.ok());
+  }
+  // What `list --json` printed before the cache: every job parsed.
+  std::string parsed_document(const core::JobFilter& filter) {
+    auto jobs = fleet->list(filter);
+    REQUIRE(jobs.ok());
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& job : *jobs) list.push_back(core::job_to_json(job));
+    return nlohmann::json{{"jobs", std::move(list)}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  std::string cached_document(const core::JobFilter& filter) {
+    auto doc = fleet->list_document(filter);
+    REQUIRE(doc.ok());
+    return *doc;
+  }
+  std::string cache_file() { return gitstore::list_cache_path(fleet->store().path()); }
+};
+
+}  // namespace
+
+TEST_CASE("list document: the same bytes as parsing every job, cold, warm, after a change and from a damaged cache") {
+  ScratchFleet s;
+  core::JobFilter all;
+  CHECK(s.cached_document(all) == s.parsed_document(all));  // no jobs at all
+  for (int i = 0; i < 12; ++i) s.submit("job \"" + std::to_string(i) + "\" \xc3\xa9", i % 3 ? "alpha" : "beta");
+  const std::string cold = s.cached_document(all);
+  CHECK(cold == s.parsed_document(all));
+  REQUIRE(std::filesystem::exists(s.cache_file()));
+  CHECK(gitstore::load_list_cache(s.cache_file()).size() == 12);
+
+  // A new process (a new fleet) reads the rows from the file.
+  std::string path = s.fleet->store().path();
+  {
+    auto reopened = gitstore::Store::open(path);
+    REQUIRE(reopened.ok());
+    gitstore::LocalFleet other(std::move(*reopened), "tester", std::nullopt);
+    auto warm = other.list_document(all);
+    REQUIRE(warm.ok());
+    CHECK(*warm == cold);
+  }
+
+  // A claim changes one job: its row is read again, the others come from the cache.
+  auto claimed = s.fleet->claim(core::ClaimInput{"alpha", "f1", std::vector<std::string>{}, 60, 0});
+  REQUIRE(claimed.ok());
+  CHECK(s.cached_document(all) == s.parsed_document(all));
+  CHECK(s.cached_document(all) != cold);
+  core::JobFilter assigned{"alpha", {core::Stage::assigned}};
+  CHECK(s.cached_document(assigned) == s.parsed_document(assigned));
+  CHECK(s.cached_document(assigned).find(claimed->job.id) != std::string::npos);
+  core::JobFilter beta{"beta", {}};
+  CHECK(s.cached_document(beta) == s.parsed_document(beta));
+
+  // Damaged files are ignored: a flipped byte, a truncated file, garbage.
+  std::string bytes;
+  {
+    std::ifstream in(s.cache_file(), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  REQUIRE(bytes.size() > 100);
+  for (std::string damaged : {bytes.substr(0, bytes.size() / 2), std::string("not a cache"),
+                              bytes.substr(0, 60) + char(bytes[60] ^ 1) + bytes.substr(61)}) {
+    CHECK(gitstore::load_list_cache(s.cache_file() + ".missing").size() == 0);
+    {
+      std::ofstream out(s.cache_file(), std::ios::binary | std::ios::trunc);
+      out << damaged;
+    }
+    CHECK(gitstore::load_list_cache(s.cache_file()).size() == 0);
+    auto reopened = gitstore::Store::open(path);
+    REQUIRE(reopened.ok());
+    gitstore::LocalFleet other(std::move(*reopened), "tester", std::nullopt);
+    auto doc = other.list_document(all);
+    REQUIRE(doc.ok());
+    CHECK(*doc == s.parsed_document(all));
+    CHECK(gitstore::load_list_cache(s.cache_file()).size() == 12);  // rewritten whole
+  }
+}
