@@ -196,6 +196,21 @@ class TreeSnapshot final : public core::Snapshot {
     return names;
   }
 
+  Result<std::vector<Entry>> list_with_ids(std::string_view dir) const override {
+    std::vector<Entry> out;
+    auto tree = tree_for(dir);
+    if (!tree) return tree.error();
+    if (!*tree) return out;
+    std::size_t count = git_tree_entrycount(*tree);
+    out.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const git_tree_entry* entry = git_tree_entry_byindex(*tree, i);
+      out.emplace_back(git_tree_entry_name(entry), oid_hex(*git_tree_entry_id(entry)));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
  private:
   // The tree at `dir` ("" for the root), or nullptr when there is none.
   Result<const git_tree*> tree_for(std::string_view dir) const {
