@@ -153,6 +153,27 @@ std::vector<CommitInfo> group_operations(const std::string& message, const Commi
   return out;
 }
 
+// Looks an object up, looking at the pack directory again when it is not
+// found. A reader that lists the directory while a writer merges packs (the
+// merged pack published, then its sources deleted) can see neither; libgit2
+// looks once more at once, git itself does the same (reprepare_packed_git),
+// and so do we a little later.
+template <typename Lookup>
+int lookup_racing_merges(git_repository* repo, Lookup&& lookup) {
+  int rc = lookup();
+  for (int delay_ms : {1, 10, 50}) {
+    if (rc != GIT_ENOTFOUND) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    git_odb* odb = nullptr;
+    if (git_repository_odb(&odb, repo) == 0) {
+      git_odb_refresh(odb);
+      git_odb_free(odb);
+    }
+    rc = lookup();
+  }
+  return rc;
+}
+
 class TreeSnapshot final : public core::Snapshot {
  public:
   TreeSnapshot(git_repository* repo, git_tree* root) : m_repo(repo), m_root(root) {}
@@ -170,7 +191,7 @@ class TreeSnapshot final : public core::Snapshot {
     const git_tree_entry* entry = git_tree_entry_byname(*dir, name.c_str());
     if (!entry || git_tree_entry_type(entry) != GIT_OBJECT_BLOB) return std::optional<std::string>{};
     BlobHandle blob;
-    if (git_blob_lookup(blob.out(), m_repo, git_tree_entry_id(entry)) < 0) {
+    if (lookup_racing_merges(m_repo, [&] { return git_blob_lookup(blob.out(), m_repo, git_tree_entry_id(entry)); }) < 0) {
       return git_failure("cannot read " + std::string(path));
     }
     const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
@@ -224,7 +245,7 @@ class TreeSnapshot final : public core::Snapshot {
       std::string name(slash == std::string_view::npos ? dir : dir.substr(slash + 1));
       const git_tree_entry* entry = git_tree_entry_byname(*parent, name.c_str());
       if (entry && git_tree_entry_type(entry) == GIT_OBJECT_TREE &&
-          git_tree_lookup(&tree, m_repo, git_tree_entry_id(entry)) < 0) {
+          lookup_racing_merges(m_repo, [&] { return git_tree_lookup(&tree, m_repo, git_tree_entry_id(entry)); }) < 0) {
         return git_failure("cannot read tree " + std::string(dir));
       }
     }
@@ -249,10 +270,16 @@ class ObjectWriter {
   Result<git_oid> put(std::string_view data, git_object_t type) {
     git_oid oid;
     if (git_odb_hash(&oid, data.data(), data.size(), type) < 0) return git_failure("cannot hash an object");
-    // Known already (the packs loaded, or this commit): nothing to write. An
-    // object only in a pack another process has just written is written
-    // again; a duplicate in two packs is harmless and gc keeps one.
-    if (git_odb_exists_ext(m_odb, &oid, GIT_ODB_LOOKUP_NO_REFRESH) == 1) return oid;
+    // Known already (the packs loaded, or this commit): git_odb_write finds
+    // it without reloading anything and "freshens" its pack (touches it), so
+    // a gc running meanwhile keeps the pack if the object is unreachable so
+    // far. An object only in a pack another process has just written is
+    // written again; a duplicate in two packs is harmless and gc keeps one.
+    if (git_odb_exists_ext(m_odb, &oid, GIT_ODB_LOOKUP_NO_REFRESH) == 1) {
+      git_oid same;
+      if (git_odb_write(&same, m_odb, data.data(), data.size(), type) < 0) return git_failure("cannot write an object");
+      return oid;
+    }
     if (m_mempack->write(m_mempack, &oid, data.data(), data.size(), type) < 0) return git_failure("cannot write an object");
     m_written.push_back(oid);
     return oid;
@@ -729,11 +756,11 @@ struct Store::Impl {
 
   Result<git_tree*> tree_of(const git_oid& commit_oid) const {
     CommitHandle commit;
-    if (git_commit_lookup(commit.out(), repo, &commit_oid) < 0) {
+    if (lookup_racing_merges(repo, [&] { return git_commit_lookup(commit.out(), repo, &commit_oid); }) < 0) {
       return git_failure("corrupt store " + path + ": cannot read commit " + oid_hex(commit_oid));
     }
     git_tree* tree = nullptr;
-    if (git_commit_tree(&tree, commit.get()) < 0) {
+    if (lookup_racing_merges(repo, [&] { return git_commit_tree(&tree, commit.get()); }) < 0) {
       return git_failure("corrupt store " + path + ": cannot read tree of " + oid_hex(commit_oid));
     }
     return tree;
@@ -750,7 +777,9 @@ struct Store::Impl {
     git_oid oid;
     while (git_revwalk_next(&oid, walk.get()) == 0) {
       CommitHandle commit;
-      if (git_commit_lookup(commit.out(), repo, &oid) < 0) return git_failure("cannot read commit");
+      if (lookup_racing_merges(repo, [&] { return git_commit_lookup(commit.out(), repo, &oid); }) < 0) {
+        return git_failure("cannot read commit");
+      }
       CommitInfo info;
       info.oid = oid_hex(oid);
       info.time = static_cast<core::Millis>(git_commit_time(commit.get())) * 1000;
@@ -1052,6 +1081,8 @@ Result<bool> Store::begin_group() {
 }
 
 bool Store::in_group() const { return m_impl->group != nullptr; }
+
+std::size_t Store::group_size() const { return m_impl->group ? m_impl->group->operations.size() : 0; }
 
 void Store::abandon_group() { m_impl->group.reset(); }
 

@@ -133,6 +133,8 @@ class Store {
   Result<void> commit_group(const std::string& actor);
   void abandon_group();
   bool in_group() const;
+  // Operations that changed something in the open group (0 without one).
+  std::size_t group_size() const;
 
   // ---- the coordinating git remote (gitstore/remote.hpp) -------------------
   // With a remote (config gigafab.remote), every write fetches the remote's
