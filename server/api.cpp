@@ -140,6 +140,19 @@ struct Api::Impl {
   bool leading = false;
   std::size_t max_group = 256;
 
+  // Claims waiting for work ride along: after a batch's own mutations changed
+  // something (a submit, a release), each rider's claim runs against the
+  // batch's view and, if it gets a job, lands in the same commit. A submitted
+  // job then reaches a waiting claimer in one commit, not two in a row.
+  struct Rider {
+    std::string actor;
+    std::function<bool(gitstore::LocalFleet&)> try_claim;  // true: got a job (stores it)
+    std::function<void()> forget;                            // drops what try_claim stored
+    bool in_use = false;  // a leader is running it: it must not go away
+    bool done = false;    // its claim is committed
+  };
+  std::vector<Rider*> riders;
+
   std::mutex change_mutex;
   std::condition_variable change_cv;
   std::uint64_t changes = 0;
@@ -244,6 +257,23 @@ struct Api::Impl {
   void run_batch(const std::vector<Mutation*>& batch) {
     std::lock_guard lock(fleet_mutex);
     gitstore::Store& store = fleet->store();
+    std::vector<Rider*> aboard;
+    {
+      std::lock_guard group_lock(group_mutex);
+      for (Rider* r : riders) {
+        if (r->done) continue;
+        r->in_use = true;
+        aboard.push_back(r);
+      }
+    }
+    auto land = [&](bool committed) {
+      std::lock_guard group_lock(group_mutex);
+      for (Rider* r : aboard) {
+        r->in_use = false;
+        if (!committed) r->forget();
+      }
+      group_cv.notify_all();
+    };
     for (int attempt = 0; attempt < 8; ++attempt) {
       auto opened = store.begin_group();
       if (!opened || !*opened) break;
@@ -251,10 +281,26 @@ struct Api::Impl {
         fleet->set_actor(m->actor);
         m->run(*fleet);
       }
-      auto committed = store.commit_group(batch.size() == 1 ? batch.front()->actor : "gigafab serve");
-      if (committed) return;
+      std::vector<Rider*> claimed;
+      if (store.group_size() > 0) {
+        for (Rider* r : aboard) {
+          r->forget();
+          fleet->set_actor(r->actor);
+          if (r->try_claim(*fleet)) claimed.push_back(r);
+        }
+      }
+      auto committed = store.commit_group(batch.size() == 1 && claimed.empty() ? batch.front()->actor : "gigafab serve");
+      if (committed) {
+        {
+          std::lock_guard group_lock(group_mutex);
+          for (Rider* r : claimed) r->done = true;
+        }
+        land(true);
+        return;
+      }
       if (committed.error().reason != "group_lost") break;
     }
+    land(false);
     if (store.in_group()) store.abandon_group();
     // One commit per mutation: each gets its own outcome (a failure to write
     // that has not passed fails each the same way).
@@ -276,6 +322,10 @@ struct Api::Impl {
       ++changes;
     }
     change_cv.notify_all();
+    {
+      std::lock_guard lock(group_mutex);  // riders check `changes` under it
+    }
+    group_cv.notify_all();
   }
 
   Result<Caller> authenticate(const Request& request) {
@@ -541,8 +591,38 @@ struct Api::Impl {
       // Leases expire and deferrals end without a commit: look again soon
       // even when nothing is written.
       auto step = std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(100));
-      wait_for_change(seen, std::chrono::duration_cast<std::chrono::milliseconds>(step));
+      if (!group_commit) {
+        wait_for_change(seen, std::chrono::duration_cast<std::chrono::milliseconds>(step));
+        continue;
+      }
+      if (auto rode = ride(call.caller, *input, step, seen)) {
+        notify();
+        return json_response(core::claimed_to_json(*rode));
+      }
     }
+  }
+
+  // Waits up to `step` as a rider (see Rider): the job a batch gave this
+  // claim, or nullopt when none did (also as soon as anything changed since
+  // `seen` without it, so the caller looks again at once, as before riders).
+  std::optional<core::Claimed> ride(const Caller& caller, const core::ClaimInput& input,
+                                    std::chrono::steady_clock::duration step, std::uint64_t seen) {
+    std::optional<core::Claimed> got;
+    Rider rider{actor_of(caller),
+                [&](gitstore::LocalFleet& f) {
+                  auto claimed = f.claim(input);
+                  if (claimed) got = std::move(*claimed);
+                  return claimed.ok();
+                },
+                [&] { got.reset(); }};
+    std::unique_lock lock(group_mutex);
+    riders.push_back(&rider);
+    group_cv.wait_for(lock, step, [&] { return rider.done || is_stopping() || change_counter() != seen; });
+    // A leader running this claim finishes with it first.
+    group_cv.wait(lock, [&] { return !rider.in_use; });
+    riders.erase(std::find(riders.begin(), riders.end(), &rider));
+    if (!rider.done) return std::nullopt;
+    return got;
   }
 
   Response runs(Call& call) {
@@ -790,6 +870,10 @@ void Api::interrupt() {
     m->stopping = true;
   }
   m->change_cv.notify_all();
+  {
+    std::lock_guard lock(m->group_mutex);
+  }
+  m->group_cv.notify_all();
 }
 
 bool Api::interrupted() { return m->is_stopping(); }

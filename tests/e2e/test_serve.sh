@@ -313,6 +313,29 @@ for line in open(sys.argv[1]):
     assert got[0]["actor"].startswith("factory:" + factory), got[0]
 PY
 
+# --- a waiting claim rides along: the submit and its claim share one commit --
+curl -s -o rider.body -w '%{http_code}' -X POST -H "Authorization: Bearer $F2" -H 'Content-Type: application/json' \
+  --data-binary '{"capabilities": ["rider"], "wait": 20}' "$URL/api/fleet/claim" >rider.status &
+RIDER=$!
+sleep 0.5
+manifest m9.md "A job for the rider" 'capabilities = ["rider"]\n'
+http POST /api/fleet/jobs "$OP" "$(submit_body m9.md)"
+expect_status 201
+JR=$(json 'd["id"]')
+wait "$RIDER"
+expect_eq "$(cat rider.status)" 200 "the waiting claim's status"
+python3 -c 'import json,sys; d=json.load(open("rider.body")); assert d["job"]["id"] == sys.argv[1] and d["lease"]["holder"] == "f2", d' "$JR" \
+  || fail "the waiting claim did not get $JR: $(cat rider.body)"
+git --git-dir "$S" log --format='%B%x00' refs/gigafab/state >rider.log
+python3 - "$JR" rider.log <<'PY' || fail "the submit of $JR and its claim are not in one commit"
+import sys
+job, log = sys.argv[1], open(sys.argv[2]).read().split("\0")
+with_submit = [m for m in log if f"submit {job}:" in m]
+assert len(with_submit) == 1, with_submit
+assert f"claim {job}:" in with_submit[0] and "Gigafab-Op: group" in with_submit[0], with_submit[0]
+PY
+fsck_clean "$S"
+
 # --- SIGTERM: stop accepting, finish in-flight requests, exit 0 -------------
 curl -s -o waiting.body -w '%{http_code}' -X POST -H "Authorization: Bearer $F2" -H 'Content-Type: application/json' \
   --data-binary '{"capabilities": ["gpu"], "wait": 30}' "$URL/api/fleet/claim" >waiting.status &
