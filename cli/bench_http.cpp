@@ -102,10 +102,11 @@ ScratchServer::~ScratchServer() {
   ::waitpid(m_pid, &status, 0);
 }
 
-std::size_t ScratchServer::resident_bytes() const {
+std::size_t ScratchServer::status_bytes(const char* field) const {
   std::ifstream status("/proc/" + std::to_string(m_pid) + "/status");
+  const std::string key(field);
   for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return static_cast<std::size_t>(std::stoull(line.substr(6))) * 1024;
+    if (line.rfind(key, 0) == 0) return static_cast<std::size_t>(std::stoull(line.substr(key.size()))) * 1024;
   }
   return 0;
 }
@@ -215,7 +216,7 @@ Result<std::string> prepare_store(const std::string& path, bool fsync, std::size
 
 }  // namespace
 
-Result<std::size_t> measure_serve_memory(const std::string& store) {
+Result<ServeMemory> measure_serve_memory(const std::string& store) {
   std::string token;
   {
     auto opened = gitstore::Store::open(store);
@@ -233,7 +234,7 @@ Result<std::size_t> measure_serve_memory(const std::string& store) {
   all.product = "bench";
   auto jobs = (*client)->list(all);
   if (!jobs) return jobs.error();
-  return server->resident_bytes();
+  return ServeMemory{server->resident_bytes(), server->peak_bytes()};
 }
 
 Result<HttpBench> run_http_bench(const std::string& root, bool fsync, std::size_t jobs, std::size_t clients,

@@ -26,11 +26,13 @@ class ScratchServer {
   ~ScratchServer();
   const std::string& url() const { return m_url; }
   pid_t pid() const { return m_pid; }
-  // The server's resident memory (VmRSS), in bytes.
-  std::size_t resident_bytes() const;
+  // The server's resident memory (VmRSS), and its peak so far (VmHWM), in bytes.
+  std::size_t resident_bytes() const { return status_bytes("VmRSS:"); }
+  std::size_t peak_bytes() const { return status_bytes("VmHWM:"); }
 
  private:
   ScratchServer(pid_t pid, std::string url) : m_pid(pid), m_url(std::move(url)) {}
+  std::size_t status_bytes(const char* field) const;
   pid_t m_pid = -1;
   std::string m_url;
 };
@@ -70,8 +72,12 @@ struct HttpBench {
   double submit_to_claim_p50_ms = 0;
 };
 // `gigafab serve`'s resident memory on an existing store (product "bench")
-// after it answered a list of every job, in bytes.
-core::Result<std::size_t> measure_serve_memory(const std::string& store);
+// after it answered a list of every job, and its peak, in bytes.
+struct ServeMemory {
+  std::size_t resident = 0;
+  std::size_t peak = 0;
+};
+core::Result<ServeMemory> measure_serve_memory(const std::string& store);
 
 // `load` fills a new store with that many queued jobs of product "bench"
 // (cmd_bench's bulk loader).

@@ -488,7 +488,8 @@ Runner define_bench(CLI::App& app, Context&) {
                   {"smallStore", fig(*small)},
                   {"largeStore", fig(*large)},
                   {"claimP50Ratio", ratio},
-                  {"serveResidentBytesLargeStore", *serve_memory},
+                  {"serveResidentBytesLargeStore", serve_memory->resident},
+                  {"servePeakBytesLargeStore", serve_memory->peak},
                   {"http", http ? nlohmann::json{{"clients", opts->http_clients},
                                                  {"groupCommit", cycles_json(http->grouped)},
                                                  {"commitPerRequest", cycles_json(http->single)},
@@ -521,8 +522,9 @@ Runner define_bench(CLI::App& app, Context&) {
                   f->show_p50);
     }
     std::printf("  claim p50 ratio (large/small): %.2f\n", ratio);
-    std::printf("  gigafab serve on the large store, after listing every job: %.1f MB resident\n",
-                static_cast<double>(*serve_memory) / (1024.0 * 1024.0));
+    std::printf("  gigafab serve on the large store, after listing every job: %.1f MB resident (peak %.1f MB)\n",
+                static_cast<double>(serve_memory->resident) / (1024.0 * 1024.0),
+                static_cast<double>(serve_memory->peak) / (1024.0 * 1024.0));
     if (http) {
       for (const HttpCycles* c : {&http->grouped, &http->single}) {
         std::printf("  serve, %zu HTTP clients, %-21s %7.1f claim->start->report cycles/s  p50 %7.1f ms  p99 %7.1f ms"

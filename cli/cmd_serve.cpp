@@ -38,6 +38,7 @@ Runner define_serve(CLI::App& app, Context&) {
     gitstore::set_memory_limits(32u << 20, 64u << 20);
     auto fleet = ctx.local_fleet("serve");
     if (!fleet) return fleet.error();
+    (*fleet)->keep_list_rows(false);  // rows of a list: read from the cache file each time, not kept
     server::Api api(**fleet);
     api.set_group_commit(!opts->no_group_commit);
     auto served = server::serve(api, opts->serve, [&](const std::string& url) {

@@ -114,7 +114,9 @@ Result<std::string> LocalFleet::list_document(const core::JobFilter& filter) {
   auto rows = core::list_job_rows(**snap, filter, *m_rows, scratch);
   if (!rows) return rows.error();
   if (m_rows->stale()) save_list_cache(path, *m_rows);
-  return core::job_rows_document(*rows);
+  std::string doc = core::job_rows_document(*rows);
+  if (!m_keep_rows) m_rows.reset();
+  return doc;
 }
 
 Result<core::JobDetail> LocalFleet::show(const std::string& id, const std::string& product) {

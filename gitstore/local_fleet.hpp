@@ -27,6 +27,10 @@ class LocalFleet final : public core::Fleet {
   // through the row cache kept beside the store (gitstore/list_cache.hpp):
   // only jobs whose directory changed since the last listing are read.
   Result<std::string> list_document(const core::JobFilter& filter);
+  // Whether list_document keeps the rows in memory between calls (the
+  // default) or reads the cache file each time (serve: ~1 KB per job less
+  // resident).
+  void keep_list_rows(bool keep) { m_keep_rows = keep; }
   Result<core::JobDetail> show(const std::string& id, const std::string& product) override;
   Result<std::vector<core::AuditEntry>> log(const std::optional<std::string>& job,
                                             const std::string& product) override;
@@ -100,6 +104,7 @@ class LocalFleet final : public core::Fleet {
   std::optional<std::string> m_profiles_dir;
   std::optional<core::Catalog> m_catalog;
   std::optional<core::JobRowCache> m_rows;  // loaded by the first list_document
+  bool m_keep_rows = true;
 };
 
 }  // namespace gigafab::gitstore

@@ -478,10 +478,13 @@ struct Api::Impl {
     }
     Response response;
     {
-      auto jobs = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.list(filter); });
-      auto doc = list_json<core::Job>(jobs, "jobs", core::job_to_json);
+      // The rows of `list --json`, through the list cache (only jobs changed
+      // since the last listing are read): the same document, indented.
+      auto doc = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.list_document(filter); });
       if (!doc) return failed(doc.error());
-      response = json_response(*doc);
+      response.status = 200;
+      response.body = std::move(*doc);
+      response.body += "\n";
     }
     // A long list takes hundreds of MB of small blocks (documents, trees, the
     // JSON tree), freed by now: give them back to the system, or the server

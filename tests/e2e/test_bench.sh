@@ -16,11 +16,11 @@ expect_eq "$(json '[c["claimers"] for c in d["cliClaimers"]]')" "[1, 2]" "claime
 # 1 init + 4 submits + 2 cycles of claim, start, report
 expect_eq "$(json 'd["gc"]["transitions"]')" 11 "transitions before gc"
 [ "$(json 'd["gc"]["bytesPerTransition"] > 0')" = True ] || fail "gc: $OUT"
-[ "$(json 'all(d[s][k] > 0 for s in ("smallStore", "largeStore") for k in ("listCliMs", "listInProcessMs", "showCliP50Ms", "showInProcessP50Ms", "p50Ms", "listJsonBytes"))')" = True ] ||
+[ "$(json 'all(d[s][k] > 0 for s in ("smallStore", "largeStore") for k in ("listCliMs", "listFirstCliMs", "listInProcessMs", "showCliP50Ms", "showInProcessP50Ms", "p50Ms", "listJsonBytes"))')" = True ] ||
   fail "store figures: $OUT"
 # The HTTP section: a scratch serve with and without group commit. Without,
 # every cycle is three commits; with, never more.
-[ "$(json 'd["serveResidentBytesLargeStore"] > 0')" = True ] || fail "serve memory: $OUT"
+[ "$(json 'd["serveResidentBytesLargeStore"] > 0 and d["servePeakBytesLargeStore"] >= d["serveResidentBytesLargeStore"]')" = True ] || fail "serve memory: $OUT"
 h='d["http"]'
 [ "$(json "$h[\"groupCommit\"][\"cycles\"] > 0 and $h[\"commitPerRequest\"][\"cycles\"] > 0")" = True ] || fail "http: $OUT"
 expect_eq "$(json "$h[\"commitPerRequest\"][\"commits\"] == 3 * $h[\"commitPerRequest\"][\"cycles\"]")" True "one commit per request"
