@@ -16,28 +16,14 @@
 #include "gitstore/list_cache.hpp"
 #include "gitstore/local_fleet.hpp"
 #include "gitstore/store.hpp"
+#include "scratch_fleet.hpp"
 
 using namespace gigafab;
 
 namespace {
 
-struct ScratchFleet {
-  std::string dir;
-  std::optional<gitstore::LocalFleet> fleet;
-  ScratchFleet() {
-    char pattern[] = "/tmp/gigafab-unit-list-XXXXXX";
-    char* made = ::mkdtemp(pattern);
-    REQUIRE(made != nullptr);
-    dir = made;
-    auto store = gitstore::Store::init(dir + "/store", gitstore::InitOptions{false}, "tester");
-    REQUIRE(store.ok());
-    fleet.emplace(std::move(*store), "tester", std::nullopt);
-  }
-  ~ScratchFleet() {
-    fleet.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
+struct ScratchFleet : testing::ScratchFleet {
+  ScratchFleet() : testing::ScratchFleet("list") {}
   void submit(const std::string& title, const std::string& product) {
     auto manifest = core::parse_manifest("---\ntitle: " + title + "\n---\nbody of " + title + "\n", "test");
     REQUIRE(manifest.ok());

@@ -12,34 +12,14 @@
 #include "core/auth.hpp"
 #include "gitstore/local_fleet.hpp"
 #include "gitstore/store.hpp"
+#include "scratch_fleet.hpp"
 
 using namespace gigafab;
 
 namespace {
 
-struct ScratchFleet {
-  std::string dir;
-  std::optional<gitstore::LocalFleet> fleet;
-
-  ScratchFleet() {
-    char pattern[] = "/tmp/gigafab-unit-auth-XXXXXX";
-    char* made = ::mkdtemp(pattern);
-    REQUIRE(made != nullptr);
-    dir = made;
-    auto store = gitstore::Store::init(dir + "/store", gitstore::InitOptions{false}, "tester");
-    REQUIRE(store.ok());
-    fleet.emplace(std::move(*store), "tester", std::nullopt);
-  }
-  ~ScratchFleet() {
-    fleet.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::size_t commits() {
-    auto history = fleet->store().history();
-    REQUIRE(history.ok());
-    return history->size();
-  }
+struct ScratchFleet : testing::ScratchFleet {
+  ScratchFleet() : testing::ScratchFleet("auth") {}
 };
 
 core::ErrorCode code_of(const core::Result<core::Principal>& r) { return r ? core::ErrorCode{} : r.error().code; }

@@ -13,26 +13,18 @@
 #include "gitstore/local_fleet.hpp"
 #include "gitstore/store.hpp"
 #include "server/api.hpp"
+#include "scratch_fleet.hpp"
 
 using namespace gigafab;
 using nlohmann::json;
 
 namespace {
 
-struct ScratchApi {
-  std::string dir;
-  std::optional<gitstore::LocalFleet> fleet;
+struct ScratchApi : testing::ScratchFleet {
   std::optional<server::Api> api;
   std::string op, op_beta, factory;
 
-  ScratchApi() {
-    char pattern[] = "/tmp/gigafab-unit-api-XXXXXX";
-    char* made = ::mkdtemp(pattern);
-    REQUIRE(made != nullptr);
-    dir = made;
-    auto store = gitstore::Store::init(dir + "/store", gitstore::InitOptions{false}, "tester");
-    REQUIRE(store.ok());
-    fleet.emplace(std::move(*store), "tester", std::nullopt);
+  ScratchApi() : testing::ScratchFleet("api") {
     auto o = fleet->create_operator_token("default", "ops");
     REQUIRE(o.ok());
     op = o->token;
@@ -48,12 +40,7 @@ struct ScratchApi {
     factory = f->token;
     api.emplace(*fleet);
   }
-  ~ScratchApi() {
-    api.reset();
-    fleet.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
+  ~ScratchApi() override { api.reset(); }
   server::Response call(const std::string& method, const std::string& path, const std::string& token,
                         const std::string& body = "", std::map<std::string, std::string> headers = {}) {
     server::Request r;
@@ -63,11 +50,6 @@ struct ScratchApi {
     r.headers = std::move(headers);
     r.body = body;
     return api->handle(r);
-  }
-  std::size_t commits() {
-    auto history = fleet->store().history();
-    REQUIRE(history.ok());
-    return history->size();
   }
 };
 
