@@ -15,10 +15,24 @@ namespace gigafab::gitstore {
 
 namespace {
 
-// Format: the magic line, then per row key, id, product, stage, created_at,
+// Format: the header (magic line, row shape), then per row key, id, product, stage, created_at,
 // json (strings as a 32-bit length and bytes, numbers little-endian), then a
 // CRC-32 of everything before it.
 constexpr std::string_view k_magic = "gigafab list cache 1\n";
+
+// The header: the magic line, then a checksum of the row of an empty job, so
+// rows written by a gigafab whose `list --json` printed jobs another way
+// (a field added or renamed) are never shown by this one.
+std::string header() {
+  static const std::string line = [] {
+    std::string shape = core::job_row(core::Job{}).json;
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%08lx",
+                  crc32(0, reinterpret_cast<const Bytef*>(shape.data()), static_cast<uInt>(shape.size())));
+    return std::string(k_magic) + "rows " + hex + "\n";
+  }();
+  return line;
+}
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -70,7 +84,8 @@ core::JobRowCache load_list_cache(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return cache;
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (data.size() < k_magic.size() + 4 || std::string_view(data).substr(0, k_magic.size()) != k_magic) return cache;
+  const std::string head = header();
+  if (data.size() < head.size() + 4 || std::string_view(data).substr(0, head.size()) != head) return cache;
   std::string_view body = std::string_view(data).substr(0, data.size() - 4);
   Reader trailer(std::string_view(data).substr(data.size() - 4));
   std::uint32_t crc = 0;
@@ -79,7 +94,7 @@ core::JobRowCache load_list_cache(const std::string& path) {
     return cache;
   }
   core::JobRowCache loaded;
-  Reader in_rows(body.substr(k_magic.size()));
+  Reader in_rows(body.substr(head.size()));
   while (!in_rows.done()) {
     std::string key;
     core::JobRow row;
@@ -98,7 +113,7 @@ core::JobRowCache load_list_cache(const std::string& path) {
 }
 
 void save_list_cache(const std::string& path, const core::JobRowCache& cache) {
-  std::string out(k_magic);
+  std::string out = header();
   for (const auto& [key, row] : cache.used()) {
     put_string(out, *key);
     put_string(out, row->id);
