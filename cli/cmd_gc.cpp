@@ -4,6 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <memory>
 
 #include "cli/command.hpp"
@@ -12,12 +16,27 @@
 
 namespace gigafab::cli {
 
+namespace {
+
+// The store's own gc yields the CPU and the disk to the writers that started
+// it: lowest CPU priority, and the lowest best-effort I/O priority (not the
+// idle class, which a busy disk could starve while the gc holds its lock).
+void lower_priority() {
+  ::setpriority(PRIO_PROCESS, 0, 19);
+  constexpr int k_ioprio_class_be = 2;
+  constexpr int k_ioprio_who_process = 1;
+  ::syscall(SYS_ioprio_set, k_ioprio_who_process, 0, (k_ioprio_class_be << 13) | 7);
+}
+
+}  // namespace
+
 Runner define_gc(CLI::App& app, Context&) {
   auto background = std::make_shared<bool>(false);
   app.add_flag("--background", *background,
                "run as the store's own automatic gc: on one thread, and exit at once if a gc is already running");
   return [background](Context& ctx) -> Result<void> {
     if (auto ok = ctx.require_local("gc"); !ok) return ok.error();
+    if (*background) lower_priority();
     auto path = gitstore::Store::locate(ctx.globals.store);
     if (!path) return path.error();
     auto store = gitstore::Store::open(*path);

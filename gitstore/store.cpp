@@ -8,6 +8,7 @@
 #include <git2/sys/repository.h>
 #include <git2/sys/odb_backend.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +47,12 @@ void ensure_libgit2() {
     // Like git itself, trust the object store's hashes on read (git fsck
     // verifies them); re-hashing every object read dominated claim latency.
     git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0);
+    // libgit2 caches no blob and no tree over 4 KiB by default: a queue
+    // bucket (up to 256 entries, about 15 KB) and the job files an operation
+    // reads would be inflated again by every operation of a long-running
+    // process. The cache's total size still bounds what is kept.
+    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, static_cast<std::size_t>(64 << 10));
+    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, static_cast<std::size_t>(16 << 10));
   });
 }
 
@@ -1403,7 +1410,9 @@ Result<Store::GcStats> Store::gc(const GcOptions& options) {
   auto history = this->history();
   if (history) stats.transitions = history->size();
   if (options.background) {
-    log_line(m_impl->path, "background gc: " + std::to_string(stats.objects) + " objects in " +
+    errno = 0;
+    int nice = ::getpriority(PRIO_PROCESS, 0);
+    log_line(m_impl->path, "background gc (nice " + std::to_string(errno == 0 ? nice : 0) + "): " + std::to_string(stats.objects) + " objects in " +
                                 std::to_string(stats.pack_bytes) + " bytes; removed " +
                                 std::to_string(stats.packs_removed) + " packs and " +
                                 std::to_string(stats.loose_removed) + " loose objects");

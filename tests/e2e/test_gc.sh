@@ -85,10 +85,12 @@ expect_rc 0
 # about half of it, a write starts `gc --background`, which leaves one pack.
 for i in $(seq 1 150); do gf submit job.md >/dev/null; done
 for i in $(seq 1 100); do
-  grep -q "background gc:" $S/gigafab.log 2>/dev/null && break
+  grep -q "background gc (" $S/gigafab.log 2>/dev/null && break
   sleep 0.1
 done
-grep -q "background gc:" $S/gigafab.log || fail "no background gc ran: $(git --git-dir $S count-objects -v | tr '\n' ' ')"
+grep -q "background gc (" $S/gigafab.log || fail "no background gc ran: $(git --git-dir $S count-objects -v | tr '\n' ' ')"
+# ... at the lowest CPU priority, so that it takes no CPU from the writers.
+grep -q "background gc (nice 19):" $S/gigafab.log || fail "the background gc did not lower its priority: $(grep 'background gc' $S/gigafab.log)"
 flock $S/gigafab-gc.lock true  # waits for a gc still running
 # Writes during a gc leave their packs alone; the next write merges them.
 gf submit job.md >/dev/null
