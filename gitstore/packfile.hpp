@@ -28,7 +28,8 @@ struct Object {
   std::string_view data;  // the object's content (no header)
 };
 
-// One pack holding `objects` whole (zlib level 1, no deltas), and its index.
+// One pack holding `objects` whole (no deltas; blobs and commits at zlib level
+// 1, trees stored uncompressed), and its index.
 core::Result<void> write(const std::string& pack_dir, const std::vector<Object>& objects, bool durable);
 
 // One pack holding every object of the packs `bases` (paths without

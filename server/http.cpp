@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -192,6 +193,15 @@ Result<void> serve(Api& api, const ServeOptions& options, const std::function<vo
     res.set_content(core::error_to_json(make_error(ErrorCode::error, what)).dump() + "\n", "application/json");
   });
 
+  // cpp-httplib listens with a backlog of 5: a burst of clients connecting
+  // at once (a fleet's factories, a bench's 16 clients) overflows it, and each
+  // connection past it waits for its SYN to be resent, a second later. Keep
+  // the listening socket to listen again with the system's limit.
+  socket_t listening = INVALID_SOCKET;
+  http.set_socket_options([&listening](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listening = sock;
+  });
   int port = options.port;
   if (port == 0) {
     port = http.bind_to_any_port(options.host);
@@ -199,6 +209,9 @@ Result<void> serve(Api& api, const ServeOptions& options, const std::function<vo
   } else if (!http.bind_to_port(options.host, port)) {
     return make_error(ErrorCode::error, "cannot listen on " + options.host + ":" + std::to_string(port) + ": " +
                                             std::strerror(errno));
+  }
+  if (listening != INVALID_SOCKET && ::listen(listening, SOMAXCONN) != 0) {
+    return make_error(ErrorCode::error, std::string("cannot listen: ") + std::strerror(errno));
   }
   std::string host = options.host.find(':') != std::string::npos ? "[" + options.host + "]" : options.host;
   on_listening("http://" + host + ":" + std::to_string(port));

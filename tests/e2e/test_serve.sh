@@ -336,6 +336,35 @@ assert f"claim {job}:" in with_submit[0] and "Gigafab-Op: group" in with_submit[
 PY
 fsck_clean "$S"
 
+# --- a burst of connections fits the listen backlog (the system's, not 5) ---
+# While serve is stopped nothing is accepted, so every connection that
+# completes its handshake waits in the backlog; past it, the kernel drops the
+# SYN and the client would retry a second later.
+kill -STOP "$SERVER_PID"
+connected=$(python3 - "$URL" <<'PY'
+import select, socket, sys, time, urllib.parse
+url = urllib.parse.urlparse(sys.argv[1])
+pending = []
+for _ in range(32):
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex((url.hostname, url.port))
+    pending.append(s)
+done = 0
+deadline = time.time() + 0.5
+while pending and time.time() < deadline:
+    _, ready, _ = select.select([], pending, [], max(0, deadline - time.time()))
+    for s in ready:
+        pending.remove(s)
+        done += s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+print(done)
+PY
+)
+kill -CONT "$SERVER_PID"
+expect_eq "$connected" 32 "connections that completed while serve accepted none"
+http GET /healthz ""
+expect_status 200
+
 # --- SIGTERM: stop accepting, finish in-flight requests, exit 0 -------------
 curl -s -o waiting.body -w '%{http_code}' -X POST -H "Authorization: Bearer $F2" -H 'Content-Type: application/json' \
   --data-binary '{"capabilities": ["gpu"], "wait": 30}' "$URL/api/fleet/claim" >waiting.status &
