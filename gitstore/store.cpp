@@ -440,14 +440,21 @@ class FileLock {
   int m_fd;
 };
 
-// <store>/gigafab.lock: local writers queue on it; it holds the holder's pid.
+// <store>/gigafab.lock: local writers queue on it; it holds the pid of the
+// last process that took it. Rewritten only when that changes: truncating it
+// on every commit of a long-running writer waited for the kernel's writeback
+// of the previous write (about 2 ms per commit of serve under load).
 struct WriterLock {
   static Result<FileLock> acquire(const std::string& store_path) {
     auto lock = FileLock::acquire(store_path + "/gigafab.lock");
     if (!lock) return lock.error();
     std::string pid = std::to_string(getpid()) + "\n";
-    if (::ftruncate(lock->fd(), 0) == 0) {
-      [[maybe_unused]] auto n = ::pwrite(lock->fd(), pid.data(), pid.size(), 0);
+    char current[32];
+    ssize_t n = ::pread(lock->fd(), current, sizeof current, 0);
+    if (n != static_cast<ssize_t>(pid.size()) || pid.compare(0, pid.size(), current, pid.size()) != 0) {
+      if (::ftruncate(lock->fd(), 0) == 0) {
+        [[maybe_unused]] auto written = ::pwrite(lock->fd(), pid.data(), pid.size(), 0);
+      }
     }
     return lock;
   }

@@ -312,6 +312,34 @@ TEST_CASE("transact writes one commit whose parent is the previous tip") {
   CHECK(read_at_tip(*reopened, "other.txt") == std::optional<std::string>("two"));
 }
 
+TEST_CASE("the writer lock holds the writer's pid, rewritten only when another process took it") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  const std::string lock = path + "/gigafab.lock";
+  {
+    std::ofstream other(lock, std::ios::trunc);
+    other << "1\n";  // as left by another process
+  }
+  commit_ok(store, put("a.txt", "1"));
+  auto content = [&] {
+    std::ifstream in(lock);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  CHECK(content() == std::to_string(getpid()) + "\n");
+  struct stat before {};
+  REQUIRE(::stat(lock.c_str(), &before) == 0);
+  usleep(20'000);
+  commit_ok(store, put("a.txt", "2"));
+  commit_ok(store, put("a.txt", "3"));
+  struct stat after {};
+  REQUIRE(::stat(lock.c_str(), &after) == 0);
+  // Not written again: a truncate per commit waited for the writeback of the last.
+  CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+  CHECK(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+  CHECK(content() == std::to_string(getpid()) + "\n");
+}
+
 TEST_CASE("transact writes binary content and overwrites files") {
   TempDir tmp;
   gitstore::Store store = init_store(tmp / "store");
