@@ -78,6 +78,7 @@ std::string factory_doc(std::string_view factory);
 std::string router_settings(std::string_view product);
 inline constexpr const char* k_liveness_ref = "refs/gigafab/liveness";
 std::string idempotency_entry(std::string_view product, std::string_view key);
+inline constexpr std::string_view k_auth_dir = "auth";  // all a token check reads is under it
 inline constexpr std::string_view k_tokens_dir = "auth/tokens";
 std::string token_doc(std::string_view id);
 std::string factory_token_entry(std::string_view factory);

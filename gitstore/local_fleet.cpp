@@ -274,7 +274,26 @@ Result<core::TokenRecord> LocalFleet::revoke_token_id(const std::string& id, con
 Result<core::Principal> LocalFleet::authenticate(std::string_view token) {
   auto snap = m_store.snapshot();
   if (!snap) return snap.error();
-  return core::authenticate(**snap, token);
+  // A principal depends on auth/ alone: while that tree is the same, a token
+  // checked once speaks for the same principal (no record read, no hash).
+  std::string auth_tree;
+  if (auto root = (*snap)->list_with_ids(""); root) {
+    for (const auto& [name, id] : *root) {
+      if (name == core::layout::k_auth_dir) auth_tree = id;
+    }
+  }
+  if (auth_tree.empty() || auth_tree != m_principals_of) {
+    m_principals.clear();
+    m_principals_of = auth_tree;
+  }
+  if (auto it = m_principals.find(token); it != m_principals.end()) return it->second;
+  auto principal = core::authenticate(**snap, token);
+  if (principal && !auth_tree.empty()) {
+    constexpr std::size_t k_max_principals = 4096;  // live tokens, so this bounds nothing real
+    if (m_principals.size() >= k_max_principals) m_principals.clear();
+    m_principals.emplace(std::string(token), *principal);
+  }
+  return principal;
 }
 
 Result<std::vector<core::Reaped>> LocalFleet::reap() {

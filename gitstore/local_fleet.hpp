@@ -2,6 +2,7 @@
 // machine. Used by the CLI without --api, and by `gigafab serve`.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,7 +67,8 @@ class LocalFleet final : public core::Fleet {
   // Removes any token by id; not_found unless it exists and is in `scope`.
   Result<core::TokenRecord> revoke_token_id(const std::string& id, const std::string& scope);
   // The principal a bearer token speaks for; unauthorized ("invalid token")
-  // for anything but a live token. Reads one document of the current tip.
+  // for anything but a live token. Reads one document of the current tip,
+  // once per token while the tip's auth/ tree stays the same.
   Result<core::Principal> authenticate(std::string_view token);
   // --- end of API tokens
   Result<std::int64_t> append_output(core::WorkerCall call, std::int64_t offset, const std::string& text) override;
@@ -105,6 +107,9 @@ class LocalFleet final : public core::Fleet {
   std::optional<core::Catalog> m_catalog;
   std::optional<core::JobRowCache> m_rows;  // loaded by the first list_document
   bool m_keep_rows = true;
+  // authenticate(): the principals of tokens checked against auth/ tree `m_principals_of`.
+  std::map<std::string, core::Principal, std::less<>> m_principals;
+  std::string m_principals_of;
 };
 
 }  // namespace gigafab::gitstore

@@ -122,7 +122,7 @@ struct Api::Impl {
   // A second handle on the store for authentication, so that checking a
   // request's token does not wait for the group being committed (which holds
   // fleet_mutex through its fsyncs) and the next group can form meanwhile.
-  std::optional<gitstore::Store> reader;
+  std::optional<gitstore::LocalFleet> reader;
   std::mutex reader_mutex;
 
   // Group commit: mutations that arrive while others are being written wait
@@ -343,11 +343,9 @@ struct Api::Impl {
       if (!reader) {
         auto opened = gitstore::Store::open(fleet->store().path());
         if (!opened) return opened.error();
-        reader.emplace(std::move(*opened));
+        reader.emplace(std::move(*opened), "gigafab serve", std::nullopt);
       }
-      auto snap = reader->snapshot();
-      if (!snap) return snap.error();
-      return core::authenticate(**snap, token);
+      return reader->authenticate(token);
     }();
     if (!principal) return principal.error();
     Caller caller{std::move(*principal), ""};

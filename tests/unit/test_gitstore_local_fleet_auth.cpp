@@ -83,3 +83,24 @@ TEST_CASE("LocalFleet tokens: one commit each; authenticate follows enroll, rota
   CHECK(code_of(fleet.authenticate("garbage")) == core::ErrorCode::unauthorized);
   CHECK(s.commits() == base + 5);
 }
+
+TEST_CASE("LocalFleet authenticate: a token checked once still follows what another process does to it") {
+  ScratchFleet s;
+  gitstore::LocalFleet& server = *s.fleet;  // checks tokens, like serve's reader
+  auto op = server.create_operator_token("default", "ci");
+  REQUIRE(op.ok());
+  CHECK(server.authenticate(op->token).ok());
+  CHECK(server.authenticate(op->token).ok());  // from what it remembers
+  // The same id with another secret is refused, before and after the good one.
+  std::string forged = op->token;
+  forged.back() = forged.back() == 'a' ? 'b' : 'a';
+  CHECK(code_of(server.authenticate(forged)) == core::ErrorCode::unauthorized);
+  CHECK(server.authenticate(op->token).ok());
+
+  // Another handle on the store (a CLI) revokes it: the next check refuses it.
+  auto store = gitstore::Store::open(s.dir + "/store");
+  REQUIRE(store.ok());
+  gitstore::LocalFleet cli(std::move(*store), "cli", std::nullopt);
+  REQUIRE(cli.revoke_token_id(op->record.id, "*").ok());
+  CHECK(code_of(server.authenticate(op->token)) == core::ErrorCode::unauthorized);
+}
