@@ -150,8 +150,12 @@ struct Api::Impl {
     std::function<void()> forget;                            // drops what try_claim stored
     bool in_use = false;  // a leader is running it: it must not go away
     bool done = false;    // its claim is committed
+    std::uint64_t tried_in = 0;  // the last batch (batches_run) whose commit ran its claim in vain
   };
   std::vector<Rider*> riders;
+  // Batches run so far (under group_mutex): a rider woken by a change that
+  // only the batch it was tried in made has nothing new to look at.
+  std::uint64_t batches_run = 0;
 
   std::mutex change_mutex;
   std::condition_variable change_cv;
@@ -266,11 +270,13 @@ struct Api::Impl {
         aboard.push_back(r);
       }
     }
-    auto land = [&](bool committed) {
+    auto land = [&](bool committed, bool riders_tried) {
       std::lock_guard group_lock(group_mutex);
+      ++batches_run;
       for (Rider* r : aboard) {
         r->in_use = false;
         if (!committed) r->forget();
+        if (committed && riders_tried && !r->done) r->tried_in = batches_run;
       }
       group_cv.notify_all();
     };
@@ -282,7 +288,8 @@ struct Api::Impl {
         m->run(*fleet);
       }
       std::vector<Rider*> claimed;
-      if (store.group_size() > 0) {
+      const bool riders_tried = store.group_size() > 0;
+      if (riders_tried) {
         for (Rider* r : aboard) {
           r->forget();
           fleet->set_actor(r->actor);
@@ -295,12 +302,12 @@ struct Api::Impl {
           std::lock_guard group_lock(group_mutex);
           for (Rider* r : claimed) r->done = true;
         }
-        land(true);
+        land(true, riders_tried);
         return;
       }
       if (committed.error().reason != "group_lost") break;
     }
-    land(false);
+    land(false, false);
     if (store.in_group()) store.abandon_group();
     // One commit per mutation: each gets its own outcome (a failure to write
     // that has not passed fails each the same way).
@@ -618,7 +625,17 @@ struct Api::Impl {
                 [&] { got.reset(); }};
     std::unique_lock lock(group_mutex);
     riders.push_back(&rider);
-    group_cv.wait_for(lock, step, [&] { return rider.done || is_stopping() || change_counter() != seen; });
+    const auto until = std::chrono::steady_clock::now() + step;
+    for (;;) {
+      bool woken = group_cv.wait_until(lock, until, [&] { return rider.done || is_stopping() || change_counter() != seen; });
+      if (!woken || rider.done || is_stopping()) break;
+      // Woken by a change. When the last batch to run was one whose commit
+      // ran this claim (with every change before it), claiming again would
+      // find nothing new: keep riding. notify() follows the batch it reports,
+      // so batches_run already counts it.
+      if (rider.in_use || rider.tried_in != batches_run) break;
+      seen = change_counter();
+    }
     // A leader running this claim finishes with it first.
     group_cv.wait(lock, [&] { return !rider.in_use; });
     riders.erase(std::find(riders.begin(), riders.end(), &rider));
