@@ -429,6 +429,8 @@ Runner define_bench(CLI::App& app, Context&) {
 
     auto baseline = gitstore::raw_commit_baseline((root / "baseline").string(), opts->submits, opts->fsync);
     if (!baseline) return baseline.error();
+    auto fdatasync_us = gitstore::fdatasync_p50_us(root.string(), 200);
+    if (!fdatasync_us) return fdatasync_us.error();
     std::vector<ConcurrencyFigures> concurrency;
     for (std::size_t k : opts->claimers) {
       if (k == 0 || k > 64) return core::make_error(core::ErrorCode::usage, "--claimers takes 1 to 64 processes");
@@ -474,6 +476,7 @@ Runner define_bench(CLI::App& app, Context&) {
         levels.push_back({{"claimers", c.claimers}, {"p50Ms", c.p50}, {"p99Ms", c.p99}, {"claimsPerSecond", c.per_second}});
       }
       print_json({{"fsync", opts->fsync},
+                  {"fdatasyncP50Us", *fdatasync_us},
                   {"baselineCommitsPerSecond", *baseline},
                   {"submitsPerSecond", submit_rate},
                   {"submitToBaseline", submit_rate / *baseline},
@@ -501,6 +504,8 @@ Runner define_bench(CLI::App& app, Context&) {
       return {};
     }
     std::printf("gigafab bench (%s, one in-process writer)\n", opts->fsync ? "fsync on" : "fsync off");
+    std::printf("  disk: one fdatasync of an 8 KiB write, p50 %.0f us (a durable commit waits for 5 in a row)\n",
+                *fdatasync_us);
     std::printf("  baseline (raw libgit2 commit + CAS): %8.1f commits/s\n", *baseline);
     std::printf("  submit:                         %8.1f jobs/s (%.2f x baseline)\n", submit_rate, submit_rate / *baseline);
     std::printf("  claim -> start -> report:       %8.1f cycles/s = %.1f transitions/s (%.2f x baseline)\n", cycle_rate,

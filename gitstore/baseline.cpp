@@ -2,7 +2,12 @@
 
 #include <git2.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 namespace gigafab::gitstore {
 
@@ -88,6 +93,25 @@ core::Result<double> raw_commit_baseline(const std::string& path, std::size_t it
   git_signature_free(sig);
   git_repository_free(repo);
   return static_cast<double>(iterations) / seconds;
+}
+
+core::Result<double> fdatasync_p50_us(const std::string& dir, std::size_t rounds) {
+  const std::string path = dir + "/fdatasync-probe";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return core::make_error(core::ErrorCode::error, "cannot create " + path);
+  const std::vector<char> block(8192, 'x');
+  std::vector<double> times;
+  bool ok = true;
+  for (std::size_t i = 0; i < rounds && ok; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    ok = ::pwrite(fd, block.data(), block.size(), 0) == static_cast<ssize_t>(block.size()) && ::fdatasync(fd) == 0;
+    times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (!ok || times.empty()) return core::make_error(core::ErrorCode::error, "cannot write and sync " + path);
+  std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace gigafab::gitstore

@@ -14,6 +14,7 @@ expect_eq "$(json '[c["claimers"] for c in d["cliClaimers"]]')" "[1, 2]" "claime
 [ "$(json 'all(d[k] > 0 for k in ("baselineCommitsPerSecond", "submitsPerSecond", "cyclesPerSecond", "cycleTransitionsToBaseline"))')" = True ] ||
   fail "rates: $OUT"
 # 1 init + 4 submits + 2 cycles of claim, start, report
+[ "$(json 'd["fdatasyncP50Us"] > 0')" = True ] || fail "fdatasync: $OUT"
 expect_eq "$(json 'd["gc"]["transitions"]')" 11 "transitions before gc"
 [ "$(json 'd["gc"]["bytesPerTransition"] > 0')" = True ] || fail "gc: $OUT"
 [ "$(json 'all(d[s][k] > 0 for s in ("smallStore", "largeStore") for k in ("listCliMs", "listFirstCliMs", "listInProcessMs", "showCliP50Ms", "showInProcessP50Ms", "p50Ms", "listJsonBytes"))')" = True ] ||
@@ -31,6 +32,7 @@ expect_eq "$(json "$h[\"groupCommit\"][\"commits\"] <= 3 * $h[\"groupCommit\"][\
 run gf bench "${small[@]}"
 expect_rc 0
 expect_out "fsync on"
+expect_out "disk: one fdatasync of an 8 KiB write"
 expect_out "claim -> start -> report:"
 expect_out "after gc: 11 transitions"
 expect_out "store of 40 jobs (36 shipped, 4 queued"
