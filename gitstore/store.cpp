@@ -671,9 +671,14 @@ struct Store::Impl {
     }
   }
 
-  // Merges the smallest packs while the next one is no larger than twice what
-  // is merged so far (a geometric progression, like git repack --geometric),
-  // once there are more than k_max_packs. Entries are copied byte for byte (no
+  // Once there are more than k_max_packs, merges the smallest packs, enough
+  // of them to leave k_packs_after_merge, and more while the next one is no
+  // larger than twice what is merged so far (a geometric progression, like
+  // git repack --geometric). Leaving room for a few packs means a merge every
+  // few commits rather than after each one: every merge creates two files and
+  // deletes more, and on ext4 without a journal each file created within a
+  // minute of many deletions costs about 0.35 ms instead of 0.02 ms (the
+  // allocator skips recently deleted inodes). Entries are copied byte for byte (no
   // recompression), so a merge costs about a copy of what it takes in. A merge
   // never takes in every pack: that would copy the whole store inside one
   // write; the background gc (request_background_gc) repacks it with deltas
@@ -681,6 +686,7 @@ struct Store::Impl {
   // replace these packs). Caller holds the writer lock.
   Result<void> consolidate_packs() {
     constexpr std::size_t k_max_packs = 8;
+    constexpr std::size_t k_packs_after_merge = 4;
     std::vector<std::string> garbage;
     auto all = packs(&garbage);
     if (auto ok = forget_removed_packs(all); !ok) return ok;
@@ -696,7 +702,8 @@ struct Store::Impl {
     if (all.size() <= k_max_packs) return {};
     std::uintmax_t merged_size = 0;
     std::size_t count = 0;
-    while (count < all.size() && (count < 2 || all[count].first <= 2 * merged_size)) {
+    const std::size_t at_least = all.size() - k_packs_after_merge + 1;
+    while (count < all.size() && (count < at_least || all[count].first <= 2 * merged_size)) {
       merged_size += all[count].first;
       ++count;
     }
