@@ -40,10 +40,16 @@ Request to_request(const httplib::Request& in) {
   return out;
 }
 
-void apply(const Response& from, httplib::Response& to) {
+// Moves the body: a list of 100,000 jobs is about 80 MB, and a copy of it
+// would double serve's peak memory while it is sent.
+void apply(Response&& from, httplib::Response& to) {
   to.status = from.status;
   for (const auto& [key, value] : from.headers) to.set_header(key, value);
-  if (from.status != 204) to.set_content(from.body, from.content_type);
+  if (from.status != 204) {
+    to.body = std::move(from.body);
+    to.headers.erase("Content-Type");
+    to.set_header("Content-Type", from.content_type);
+  }
 }
 
 std::string sse_message(const core::Event& event) {
