@@ -3,10 +3,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string_view>
@@ -75,6 +77,22 @@ class Reader {
   std::size_t m_pos = 0;
 };
 
+// A process killed while saving leaves its temporary file: the next save
+// removes those old enough that no live save can still be writing them.
+void remove_abandoned_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path cache(path);
+  const std::string prefix = cache.filename().string() + ".tmp-";
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::minutes(10);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(cache.parent_path(), ec)) {
+    if (entry.path().filename().string().rfind(prefix, 0) != 0) continue;
+    std::error_code stat_ec;
+    auto mtime = entry.last_write_time(stat_ec);
+    if (!stat_ec && mtime < cutoff) fs::remove(entry.path(), stat_ec);
+  }
+}
+
 }  // namespace
 
 std::string list_cache_path(const std::string& store_path) { return store_path + "/gigafab-list.cache"; }
@@ -123,6 +141,7 @@ void save_list_cache(const std::string& path, const core::JobRowCache& cache) {
     put_string(out, row->json);
   }
   put_u32(out, static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(out.size()))));
+  remove_abandoned_temporaries(path);
   std::string tmp = path + ".tmp-XXXXXX";
   int fd = ::mkstemp(tmp.data());
   if (fd < 0) return;

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -105,4 +106,18 @@ TEST_CASE("list document: the same bytes as parsing every job, cold, warm, after
     CHECK(*doc == s.parsed_document(all));
     CHECK(gitstore::load_list_cache(s.cache_file()).size() == 12);  // rewritten whole
   }
+}
+
+TEST_CASE("list cache: a save removes the temporary files of saves killed long ago, not a recent one") {
+  ScratchFleet s;
+  s.submit("one", "alpha");
+  const std::string old_tmp = s.cache_file() + ".tmp-AbC123";
+  const std::string recent_tmp = s.cache_file() + ".tmp-XyZ789";
+  for (const auto& file : {old_tmp, recent_tmp}) std::ofstream(file) << "half a cache";
+  std::filesystem::last_write_time(old_tmp, std::filesystem::file_time_type::clock::now() - std::chrono::hours(1));
+  core::JobFilter all{"alpha", {}};
+  CHECK(s.cached_document(all) == s.parsed_document(all));  // the first listing saves the cache
+  CHECK_FALSE(std::filesystem::exists(old_tmp));
+  CHECK(std::filesystem::exists(recent_tmp));  // maybe a save still being written
+  CHECK(gitstore::load_list_cache(s.cache_file()).size() == 1);
 }
