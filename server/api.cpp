@@ -132,6 +132,10 @@ struct Api::Impl {
     std::string actor;
     std::function<void(gitstore::LocalFleet&)> run;  // stores its own result
     bool done = false;
+    // A waiting claim's own attempt runs after the batch's other mutations,
+    // so it sees a job submitted in the same batch (any order of requests
+    // that arrived together is a valid one).
+    bool run_last = false;
   };
   bool group_commit = true;
   std::mutex group_mutex;
@@ -150,6 +154,7 @@ struct Api::Impl {
     std::function<void()> forget;                            // drops what try_claim stored
     bool in_use = false;  // a leader is running it: it must not go away
     bool done = false;    // its claim is committed
+    bool skip = true;     // its own claim is queued or got a job: leaders leave it out
     std::uint64_t tried_in = 0;  // the last batch (batches_run) whose commit ran its claim in vain
   };
   std::vector<Rider*> riders;
@@ -213,10 +218,10 @@ struct Api::Impl {
   // Runs `fn` on the fleet as `caller`; when `mutates` and it succeeded,
   // wakes the waiters.
   template <typename Fn>
-  auto with_fleet(const Caller& caller, bool mutates, Fn&& fn) {
+  auto with_fleet(const Caller& caller, bool mutates, Fn&& fn, bool run_last = false) {
     if (mutates && group_commit) {
       std::optional<decltype(fn(*fleet))> result;
-      Mutation m{actor_of(caller), [&](gitstore::LocalFleet& f) { result.emplace(fn(f)); }};
+      Mutation m{actor_of(caller), [&](gitstore::LocalFleet& f) { result.emplace(fn(f)); }, false, run_last};
       run_grouped(m);
       if (*result) notify();
       return std::move(*result);
@@ -265,7 +270,7 @@ struct Api::Impl {
     {
       std::lock_guard group_lock(group_mutex);
       for (Rider* r : riders) {
-        if (r->done) continue;
+        if (r->done || r->skip) continue;
         r->in_use = true;
         aboard.push_back(r);
       }
@@ -283,10 +288,7 @@ struct Api::Impl {
     for (int attempt = 0; attempt < 8; ++attempt) {
       auto opened = store.begin_group();
       if (!opened || !*opened) break;
-      for (Mutation* m : batch) {
-        fleet->set_actor(m->actor);
-        m->run(*fleet);
-      }
+      run_in_order(batch);
       std::vector<Rider*> claimed;
       const bool riders_tried = store.group_size() > 0;
       if (riders_tried) {
@@ -311,9 +313,17 @@ struct Api::Impl {
     if (store.in_group()) store.abandon_group();
     // One commit per mutation: each gets its own outcome (a failure to write
     // that has not passed fails each the same way).
-    for (Mutation* m : batch) {
-      fleet->set_actor(m->actor);
-      m->run(*fleet);
+    run_in_order(batch);
+  }
+
+  // Runs the batch's mutations, waiting claims' own attempts last.
+  void run_in_order(const std::vector<Mutation*>& batch) {
+    for (bool last : {false, true}) {
+      for (Mutation* m : batch) {
+        if (m->run_last != last) continue;
+        fleet->set_actor(m->actor);
+        m->run(*fleet);
+      }
     }
   }
 
@@ -577,44 +587,44 @@ struct Api::Impl {
     if (!factory) return failed(factory.error());
     input->factory = *factory;
     input->product = call.caller.product;
+    const bool waits = input->wait_seconds > 0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(input->wait_seconds);
     input->wait_seconds = 0;
-    for (;;) {
-      std::uint64_t seen = change_counter();
-      auto claimed = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) { return f.claim(*input); });
-      if (claimed) return json_response(core::claimed_to_json(*claimed));
-      auto now = std::chrono::steady_clock::now();
-      if (claimed.error().code != ErrorCode::nothing_to_claim || now >= deadline || is_stopping()) {
-        if (claimed.error().code == ErrorCode::nothing_to_claim) {
-          // 204 has no body: the reason travels in a header.
-          Response r;
-          r.status = 204;
-          r.body.clear();
-          r.headers.emplace_back("X-Gigafab-Message", claimed.error().message);
-          if (!claimed.error().reason.empty()) r.headers.emplace_back("X-Gigafab-Reason", claimed.error().reason);
-          return r;
-        }
-        return failed(claimed.error());
-      }
-      // Leases expire and deferrals end without a commit: look again soon
-      // even when nothing is written.
-      auto step = std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(100));
-      if (!group_commit) {
+    auto nothing = [](const core::Error& e) {
+      // 204 has no body: the reason travels in a header.
+      Response r;
+      r.status = 204;
+      r.body.clear();
+      r.headers.emplace_back("X-Gigafab-Message", e.message);
+      if (!e.reason.empty()) r.headers.emplace_back("X-Gigafab-Reason", e.reason);
+      return r;
+    };
+    if (!waits || !group_commit) {
+      for (;;) {
+        std::uint64_t seen = change_counter();
+        auto claimed = with_fleet(call.caller, true, [&](gitstore::LocalFleet& f) { return f.claim(*input); });
+        if (claimed) return json_response(core::claimed_to_json(*claimed));
+        auto now = std::chrono::steady_clock::now();
+        if (claimed.error().code != ErrorCode::nothing_to_claim) return failed(claimed.error());
+        if (now >= deadline || is_stopping()) return nothing(claimed.error());
+        // Leases expire and deferrals end without a commit: look again soon
+        // even when nothing is written.
+        auto step = std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(100));
         wait_for_change(seen, std::chrono::duration_cast<std::chrono::milliseconds>(step));
-        continue;
-      }
-      if (auto rode = ride(call.caller, *input, step, seen)) {
-        notify();
-        return json_response(core::claimed_to_json(*rode));
       }
     }
+    return wait_for_claim(call.caller, *input, deadline, nothing);
   }
 
-  // Waits up to `step` as a rider (see Rider): the job a batch gave this
-  // claim, or nullopt when none did (also as soon as anything changed since
-  // `seen` without it, so the caller looks again at once, as before riders).
-  std::optional<core::Claimed> ride(const Caller& caller, const core::ClaimInput& input,
-                                    std::chrono::steady_clock::duration step, std::uint64_t seen) {
+  // A claim that waits, with group commit: it is a rider (see Rider) from
+  // start to end, left out of the batches that run its own attempts. Its own
+  // attempt runs last in its batch, and from the end of that batch on, every
+  // batch that changes something runs its claim again, so no submit can slip
+  // between two of its looks. It looks by itself again every 100 ms (leases
+  // expire and deferrals end without a commit).
+  template <typename Nothing>
+  Response wait_for_claim(const Caller& caller, const core::ClaimInput& input,
+                          std::chrono::steady_clock::time_point deadline, const Nothing& nothing) {
     std::optional<core::Claimed> got;
     Rider rider{actor_of(caller),
                 [&](gitstore::LocalFleet& f) {
@@ -625,22 +635,61 @@ struct Api::Impl {
                 [&] { got.reset(); }};
     std::unique_lock lock(group_mutex);
     riders.push_back(&rider);
-    const auto until = std::chrono::steady_clock::now() + step;
+    // Leaves the riders once no leader is running its claim; its job, if a batch gave it one.
+    auto leave = [&]() -> std::optional<core::Claimed> {
+      group_cv.wait(lock, [&] { return !rider.in_use; });
+      riders.erase(std::find(riders.begin(), riders.end(), &rider));
+      if (!rider.done) return std::nullopt;
+      return std::move(got);
+    };
     for (;;) {
-      bool woken = group_cv.wait_until(lock, until, [&] { return rider.done || is_stopping() || change_counter() != seen; });
-      if (!woken || rider.done || is_stopping()) break;
-      // Woken by a change. When the last batch to run was one whose commit
-      // ran this claim (with every change before it), claiming again would
-      // find nothing new: keep riding. notify() follows the batch it reports,
-      // so batches_run already counts it.
-      if (rider.in_use || rider.tried_in != batches_run) break;
-      seen = change_counter();
+      // Its own look. rider.skip is set: no leader runs the rider meanwhile,
+      // so the two can never both get a job; the attempt re-enables the rider
+      // only when it found nothing, before any later batch starts.
+      lock.unlock();
+      std::uint64_t seen = change_counter();
+      auto claimed = with_fleet(
+          caller, true,
+          [&](gitstore::LocalFleet& f) {
+            auto c = f.claim(input);
+            std::lock_guard group_lock(group_mutex);
+            rider.skip = c.ok() || c.error().code != ErrorCode::nothing_to_claim;
+            return c;
+          },
+          true);
+      lock.lock();
+      if (claimed || claimed.error().code != ErrorCode::nothing_to_claim) {
+        leave();  // skip is set: no batch has run the rider since its last look
+        lock.unlock();
+        if (!claimed) return failed(claimed.error());
+        return json_response(core::claimed_to_json(*claimed));
+      }
+      auto now = std::chrono::steady_clock::now();
+      const auto until = std::min(deadline, now + std::chrono::milliseconds(100));
+      for (;;) {
+        bool woken = now < deadline && group_cv.wait_until(lock, until, [&] {
+          return rider.done || is_stopping() || change_counter() != seen;
+        });
+        if (!woken || rider.done || is_stopping()) break;
+        // Woken by a change. When the last batch to run was one whose commit
+        // ran this claim (with every change before it), claiming again would
+        // find nothing new: keep riding. notify() follows the batch it
+        // reports, so batches_run already counts it.
+        if (rider.in_use || rider.tried_in != batches_run) break;
+        seen = change_counter();
+      }
+      group_cv.wait(lock, [&] { return !rider.in_use; });
+      if (rider.done || is_stopping() || std::chrono::steady_clock::now() >= deadline) {
+        auto rode = leave();
+        lock.unlock();
+        if (rode) {
+          notify();
+          return json_response(core::claimed_to_json(*rode));
+        }
+        return nothing(claimed.error());
+      }
+      rider.skip = true;  // its own look comes next
     }
-    // A leader running this claim finishes with it first.
-    group_cv.wait(lock, [&] { return !rider.in_use; });
-    riders.erase(std::find(riders.begin(), riders.end(), &rider));
-    if (!rider.done) return std::nullopt;
-    return got;
   }
 
   Response runs(Call& call) {
