@@ -84,6 +84,13 @@ void JobRowCache::begin() {
   for (auto& [_, slot] : m_slots) slot.used = false;
 }
 
+Result<std::string_view> JobRowCache::text(const JobRow& row, std::string& buffer) const {
+  if (!row.json.empty() || row.stored_size == 0) return std::string_view(row.json);
+  if (!m_stored) return make_error(ErrorCode::error, "the list cache lost the text of job " + row.id);
+  if (auto ok = m_stored(row.stored_at, row.stored_size, buffer); !ok) return ok.error();
+  return std::string_view(buffer);
+}
+
 std::vector<std::pair<const std::string*, const JobRow*>> JobRowCache::used() const {
   std::vector<std::pair<const std::string*, const JobRow*>> out;
   out.reserve(m_slots.size());
@@ -98,9 +105,11 @@ JobRow job_row(const Job& job) {
           job_to_json(job).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
-Result<std::vector<const JobRow*>> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobRowCache& cache,
-                                                 std::deque<JobRow>& scratch) {
-  std::vector<const JobRow*> out;
+Result<void> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobListing& listing) {
+  JobRowCache& cache = *listing.cache;
+  std::deque<JobRow>& scratch = listing.scratch;
+  std::vector<const JobRow*>& out = listing.rows;
+  out.clear();
   auto shards = snap.list(layout::k_jobs);
   if (!shards) return shards.error();
   for (const auto& shard : *shards) {
@@ -129,27 +138,50 @@ Result<std::vector<const JobRow*>> list_job_rows(const Snapshot& snap, const Job
   std::sort(out.begin(), out.end(), [](const JobRow* a, const JobRow* b) {
     return a->created_at != b->created_at ? a->created_at < b->created_at : a->id < b->id;
   });
-  return out;
+  return {};
 }
 
-std::string job_rows_document(const std::vector<const JobRow*>& rows) {
-  if (rows.empty()) return "{\n  \"jobs\": []\n}";
-  std::size_t size = 32;
-  for (const JobRow* row : rows) size += row->json.size() * 11 / 10 + 8;
-  std::string out;
-  out.reserve(size);
-  out += "{\n  \"jobs\": [\n";
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (i) out += ",\n";
+Result<bool> JobRowsWriter::next(std::string& out, std::size_t budget) {
+  if (m_finished) return false;
+  const auto& rows = m_listing->rows;
+  const std::size_t start = out.size();
+  if (!m_started) {
+    m_started = true;
+    out += rows.empty() ? "{\n  \"jobs\": []\n}" : "{\n  \"jobs\": [\n";
+  }
+  while (m_next < rows.size() && out.size() - start < budget) {
+    auto text = m_listing->cache ? m_listing->cache->text(*rows[m_next], m_buffer)
+                                 : Result<std::string_view>(std::string_view(rows[m_next]->json));
+    if (!text) return text.error();
+    if (m_next) out += ",\n";
     // Each row one level deeper: two indents more on every line.
     out += "    ";
-    for (char c : rows[i]->json) {
-      out.push_back(c);
-      if (c == '\n') out += "    ";
+    std::string_view rest = *text;
+    for (std::size_t nl; (nl = rest.find('\n')) != std::string_view::npos; rest.remove_prefix(nl + 1)) {
+      out.append(rest.data(), nl + 1);
+      out += "    ";
     }
+    out.append(rest);
+    ++m_next;
   }
-  out += "\n  ]\n}";
-  return out;
+  if (m_next == rows.size()) {
+    if (!rows.empty()) out += "\n  ]\n}";
+    m_finished = true;
+  }
+  return true;
+}
+
+Result<std::string> job_rows_document(const JobListing& listing) {
+  std::string out;
+  std::size_t size = 32;
+  for (const JobRow* row : listing.rows) size += (row->json.empty() ? row->stored_size : row->json.size()) * 11 / 10 + 8;
+  out.reserve(size);
+  JobRowsWriter writer(listing);
+  for (;;) {
+    auto more = writer.next(out, std::size_t{1} << 20);
+    if (!more) return more.error();
+    if (!*more) return out;
+  }
 }
 
 }  // namespace gigafab::core

@@ -1,7 +1,10 @@
 // Read-side helpers over a Snapshot: load one job, list jobs.
 #pragma once
 
+#include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,15 +39,25 @@ struct JobRow {
   std::string product;
   Stage stage = Stage::queued;
   Millis created_at = 0;
-  std::string json;  // job_to_json(job).dump(2)
+  std::string json;  // job_to_json(job).dump(2); empty when the text is stored
+  // Where the text is when `json` is empty: a range of the file the cache
+  // was loaded from (JobRowCache::text reads it back).
+  std::uint64_t stored_at = 0;
+  std::uint32_t stored_size = 0;
 };
 
 // Rows of jobs by the id of their directory in the state tree: a row is
 // derived from the directory's content alone, so a job whose directory is
 // unchanged needs no read and no parse. Listing 100,000 jobs spent most of
 // its time parsing job.toml files that had not changed since the last list.
+// Rows loaded from a file keep their JSON there (about 760 bytes a job, 76 MB
+// at 100,000 jobs): only the fields the listing filters and sorts by are in
+// memory, and the text is read back while the document is written.
 class JobRowCache {
  public:
+  // Reads `size` bytes at `offset` of the file the rows were loaded from.
+  using StoredText = std::function<Result<void>(std::uint64_t offset, std::uint32_t size, std::string& out)>;
+
   // The row cached for the directory id `key`, and marks it used.
   const JobRow* find(const std::string& key);
   const JobRow* put(std::string key, JobRow row);
@@ -57,6 +70,10 @@ class JobRowCache {
   std::vector<std::pair<const std::string*, const JobRow*>> used() const;
   std::size_t size() const { return m_slots.size(); }
 
+  void set_stored_text(StoredText reader) { m_stored = std::move(reader); }
+  // The JSON of `row`: its own, or read from the file into `buffer`.
+  Result<std::string_view> text(const JobRow& row, std::string& buffer) const;
+
  private:
   struct Slot {
     JobRow row;
@@ -64,14 +81,42 @@ class JobRowCache {
   };
   std::unordered_map<std::string, Slot> m_slots;
   bool m_added = false;
+  StoredText m_stored;
 };
 
-// The rows of the jobs matching `filter`, oldest first (like list_jobs),
-// through `cache`. The pointers stay valid while `cache` and `scratch` live.
-Result<std::vector<const JobRow*>> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobRowCache& cache,
-                                                 std::deque<JobRow>& scratch);
 JobRow job_row(const Job& job);
-// `rows` as `list --json` prints them: {"jobs": [...]} indented by 2.
-std::string job_rows_document(const std::vector<const JobRow*>& rows);
+
+// The rows of one listing, and what keeps them valid: a listing can outlive
+// the call that made it (serve sends it while other requests run).
+struct JobListing {
+  std::shared_ptr<JobRowCache> cache;
+  std::deque<JobRow> scratch;  // rows of jobs the cache cannot key
+  std::vector<const JobRow*> rows;
+};
+
+// `rows` as `list --json` prints them, {"jobs": [...]} indented by 2, written
+// a part at a time so that the whole document never has to be in memory.
+class JobRowsWriter {
+ public:
+  explicit JobRowsWriter(const JobListing& listing) : m_listing(&listing) {}
+  // Appends the next part (whole rows, at least `budget` bytes unless the
+  // document ends first) to `out`; false once the document is complete.
+  Result<bool> next(std::string& out, std::size_t budget);
+
+ private:
+  const JobListing* m_listing;
+  std::size_t m_next = 0;
+  bool m_started = false;
+  bool m_finished = false;
+  std::string m_buffer;
+};
+
+// Fills `listing.rows` with the rows of the jobs matching `filter`, oldest
+// first (like list_jobs), through `listing.cache` (which must be set). The
+// pointers stay valid while the listing lives.
+Result<void> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobListing& listing);
+
+// The whole document at once.
+Result<std::string> job_rows_document(const JobListing& listing);
 
 }  // namespace gigafab::core

@@ -1,16 +1,20 @@
 #include "gitstore/list_cache.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
+#include <memory>
 #include <string_view>
 
 namespace gigafab::gitstore {
@@ -47,14 +51,16 @@ void put_string(std::string& out, std::string_view s) {
   out.append(s);
 }
 
+// Reads a cache file front to back in blocks, keeping the CRC-32 of what it
+// consumed and where it is in the file.
 class Reader {
  public:
-  explicit Reader(std::string_view data) : m_data(data) {}
+  Reader(int fd, std::uint64_t end) : m_fd(fd), m_end(end) {}
   bool u32(std::uint32_t& v) {
-    if (m_data.size() - m_pos < 4) return false;
+    unsigned char b[4];
+    if (!take(b, 4)) return false;
     v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(m_data[m_pos + i])) << (8 * i);
-    m_pos += 4;
+    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(b[i]) << (8 * i);
     return true;
   }
   bool u64(std::uint64_t& v) {
@@ -65,17 +71,79 @@ class Reader {
   }
   bool string(std::string& s) {
     std::uint32_t n = 0;
-    if (!u32(n) || m_data.size() - m_pos < n) return false;
-    s.assign(m_data.substr(m_pos, n));
-    m_pos += n;
+    if (!u32(n) || m_end - m_pos < n) return false;
+    s.resize(n);
+    return take(s.data(), n);
+  }
+  // A string left in the file: where it starts and how long it is.
+  bool skip_string(std::uint64_t& at, std::uint32_t& size) {
+    if (!u32(size) || m_end - m_pos < size) return false;
+    at = m_pos;
+    return take(nullptr, size);
+  }
+  bool take(void* to, std::size_t n) {
+    if (m_end - m_pos < n) return false;
+    auto* out = static_cast<unsigned char*>(to);
+    while (n > 0) {
+      if (m_have == m_used && !fill()) return false;
+      std::size_t k = std::min(n, m_have - m_used);
+      const unsigned char* from = reinterpret_cast<const unsigned char*>(m_block.data()) + m_used;
+      m_crc = crc32(m_crc, from, static_cast<uInt>(k));
+      if (out) {
+        std::memcpy(out, from, k);
+        out += k;
+      }
+      m_used += k;
+      m_pos += k;
+      n -= k;
+    }
     return true;
   }
-  bool done() const { return m_pos == m_data.size(); }
+  bool done() const { return m_pos == m_end; }
+  std::uint64_t position() const { return m_pos; }
+  std::uint32_t crc() const { return static_cast<std::uint32_t>(m_crc); }
 
  private:
-  std::string_view m_data;
-  std::size_t m_pos = 0;
+  bool fill() {
+    m_block.resize(1 << 20);
+    ssize_t n;
+    do {
+      n = ::read(m_fd, m_block.data(), m_block.size());
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) return false;
+    m_have = static_cast<std::size_t>(n);
+    m_used = 0;
+    return true;
+  }
+  int m_fd;
+  std::uint64_t m_end;
+  std::uint64_t m_pos = 0;
+  std::string m_block;
+  std::size_t m_have = 0, m_used = 0;
+  uLong m_crc = crc32(0, nullptr, 0);
 };
+
+// An open cache file, shared by the rows whose text stays in it: it is
+// replaced by rename, never rewritten, so what was checked at load stays.
+struct OpenFile {
+  int fd = -1;
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+core::Result<void> read_at(int fd, std::uint64_t offset, std::uint32_t size, std::string& out) {
+  out.resize(size);
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, out.data() + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return core::make_error(core::ErrorCode::error, "cannot read the list cache: " +
+                                                                     std::string(n < 0 ? std::strerror(errno) : "file ends early"));
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
+}
 
 // A process killed while saving leaves its temporary file: the next save
 // removes those old enough that no live save can still be writing them.
@@ -98,61 +166,92 @@ void remove_abandoned_temporaries(const std::string& path) {
 std::string list_cache_path(const std::string& store_path) { return store_path + "/gigafab-list.cache"; }
 
 core::JobRowCache load_list_cache(const std::string& path) {
-  core::JobRowCache cache;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return cache;
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto file = std::make_shared<OpenFile>();
+  file->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (file->fd < 0 || ::fstat(file->fd, &st) != 0) return {};
   const std::string head = header();
-  if (data.size() < head.size() + 4 || std::string_view(data).substr(0, head.size()) != head) return cache;
-  std::string_view body = std::string_view(data).substr(0, data.size() - 4);
-  Reader trailer(std::string_view(data).substr(data.size() - 4));
-  std::uint32_t crc = 0;
-  trailer.u32(crc);
-  if (crc != static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())))) {
-    return cache;
-  }
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size < head.size() + 4) return {};
+  Reader in(file->fd, size - 4);
+  std::string got(head.size(), '\0');
+  if (!in.take(got.data(), got.size()) || got != head) return {};
   core::JobRowCache loaded;
-  Reader in_rows(body.substr(head.size()));
-  while (!in_rows.done()) {
+  while (!in.done()) {
     std::string key;
     core::JobRow row;
     std::uint32_t stage = 0;
     std::uint64_t created = 0;
-    if (!in_rows.string(key) || !in_rows.string(row.id) || !in_rows.string(row.product) || !in_rows.u32(stage) ||
-        !in_rows.u64(created) || !in_rows.string(row.json) || stage >= std::size(core::k_all_stages)) {
-      return cache;
+    if (!in.string(key) || !in.string(row.id) || !in.string(row.product) || !in.u32(stage) || !in.u64(created) ||
+        !in.skip_string(row.stored_at, row.stored_size) || row.stored_size == 0 ||
+        stage >= std::size(core::k_all_stages)) {
+      return {};
     }
     row.stage = static_cast<core::Stage>(stage);
     row.created_at = static_cast<core::Millis>(created);
     loaded.put(std::move(key), std::move(row));
   }
+  const std::uint32_t crc = in.crc();
+  Reader trailer(file->fd, 4);
+  std::uint32_t stored_crc = 0;
+  if (::lseek(file->fd, static_cast<off_t>(size - 4), SEEK_SET) < 0 || !trailer.u32(stored_crc) || stored_crc != crc) {
+    return {};
+  }
+  loaded.set_stored_text([file](std::uint64_t offset, std::uint32_t n, std::string& out) {
+    return read_at(file->fd, offset, n, out);
+  });
   loaded.begin();
   return loaded;
 }
 
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+// Written in blocks of about 1 MiB, so a save never holds the whole file.
 void save_list_cache(const std::string& path, const core::JobRowCache& cache) {
+  remove_abandoned_temporaries(path);
+  std::string tmp = path + ".tmp-XXXXXX";
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return;
+  uLong crc = crc32(0, nullptr, 0);
   std::string out = header();
+  auto flush = [&] {
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(out.size()));
+    bool written = write_all(fd, out);
+    out.clear();
+    return written;
+  };
+  bool ok = true;
+  std::string buffer;
   for (const auto& [key, row] : cache.used()) {
+    auto text = cache.text(*row, buffer);
+    // The old file unreadable: keep it, and list without saving.
+    if (!text || (out.size() >= (std::size_t{1} << 20) && !flush())) {
+      ok = false;
+      break;
+    }
     put_string(out, *key);
     put_string(out, row->id);
     put_string(out, row->product);
     put_u32(out, static_cast<std::uint32_t>(row->stage));
     put_u64(out, static_cast<std::uint64_t>(row->created_at));
-    put_string(out, row->json);
+    put_string(out, *text);
   }
-  put_u32(out, static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(out.size()))));
-  remove_abandoned_temporaries(path);
-  std::string tmp = path + ".tmp-XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return;
-  std::size_t written = 0;
-  while (written < out.size()) {
-    ssize_t n = ::write(fd, out.data() + written, out.size() - written);
-    if (n <= 0) break;
-    written += static_cast<std::size_t>(n);
+  if (ok && flush()) {
+    put_u32(out, static_cast<std::uint32_t>(crc));
+    ok = write_all(fd, out);
+  } else {
+    ok = false;
   }
   ::close(fd);
-  if (written != out.size() || std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
 }
 
 }  // namespace gigafab::gitstore

@@ -104,19 +104,24 @@ Result<std::vector<core::Job>> LocalFleet::list(const core::JobFilter& filter) {
   return core::list_jobs(**snap, filter);
 }
 
-Result<std::string> LocalFleet::list_document(const core::JobFilter& filter) {
+Result<core::JobListing> LocalFleet::list_rows(const core::JobFilter& filter) {
   auto snap = m_store.snapshot();
   if (!snap) return snap.error();
   const std::string path = list_cache_path(m_store.path());
-  if (!m_rows) m_rows = load_list_cache(path);
+  if (!m_rows) m_rows = std::make_shared<core::JobRowCache>(load_list_cache(path));
+  core::JobListing listing;
+  listing.cache = m_rows;
   m_rows->begin();
-  std::deque<core::JobRow> scratch;
-  auto rows = core::list_job_rows(**snap, filter, *m_rows, scratch);
-  if (!rows) return rows.error();
+  if (auto ok = core::list_job_rows(**snap, filter, listing); !ok) return ok.error();
   if (m_rows->stale()) save_list_cache(path, *m_rows);
-  std::string doc = core::job_rows_document(*rows);
   if (!m_keep_rows) m_rows.reset();
-  return doc;
+  return listing;
+}
+
+Result<std::string> LocalFleet::list_document(const core::JobFilter& filter) {
+  auto listing = list_rows(filter);
+  if (!listing) return listing.error();
+  return core::job_rows_document(*listing);
 }
 
 Result<core::JobDetail> LocalFleet::show(const std::string& id, const std::string& product) {

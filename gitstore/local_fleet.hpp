@@ -28,9 +28,15 @@ class LocalFleet final : public core::Fleet {
   // through the row cache kept beside the store (gitstore/list_cache.hpp):
   // only jobs whose directory changed since the last listing are read.
   Result<std::string> list_document(const core::JobFilter& filter);
-  // Whether list_document keeps the rows in memory between calls (the
-  // default) or reads the cache file each time (serve: ~1 KB per job less
-  // resident).
+  // The same rows, to write the document a part at a time
+  // (core::JobRowsWriter). A listing holds its rows while it lives; the
+  // texts of cached rows stay in the cache file until written. Rows keep
+  // being valid while the fleet changes, but a later list_rows() of a fleet
+  // that keeps its rows marks them again: finish one listing first.
+  Result<core::JobListing> list_rows(const core::JobFilter& filter);
+  // Whether list_rows keeps the rows in memory between calls (the default)
+  // or reads the cache file each time (serve: ~230 bytes per job less
+  // resident, and listings that never share a cache).
   void keep_list_rows(bool keep) { m_keep_rows = keep; }
   Result<core::JobDetail> show(const std::string& id, const std::string& product) override;
   Result<std::vector<core::AuditEntry>> log(const std::optional<std::string>& job,
@@ -105,7 +111,7 @@ class LocalFleet final : public core::Fleet {
   std::string m_actor;
   std::optional<std::string> m_profiles_dir;
   std::optional<core::Catalog> m_catalog;
-  std::optional<core::JobRowCache> m_rows;  // loaded by the first list_document
+  std::shared_ptr<core::JobRowCache> m_rows;  // loaded by the first list_rows
   bool m_keep_rows = true;
   // authenticate(): the principals of tokens checked against auth/ tree `m_principals_of`.
   std::map<std::string, core::Principal, std::less<>> m_principals;

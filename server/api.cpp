@@ -491,20 +491,34 @@ struct Api::Impl {
         filter.stages.push_back(*stage);
       }
     }
+    // The rows of `list --json`, through the list cache (only jobs changed
+    // since the last listing are read): the same document, sent a part at a
+    // time while other requests run. The rows of cached jobs are a few dozen
+    // bytes each in memory; their JSON is read back from the cache file.
+    auto listing = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.list_rows(filter); });
+    if (!listing) return failed(listing.error());
+    struct Sending {
+      core::JobListing listing;
+      core::JobRowsWriter writer{listing};
+      explicit Sending(core::JobListing l) : listing(std::move(l)) {}
+    };
+    auto sending = std::make_shared<Sending>(std::move(*listing));
     Response response;
-    {
-      // The rows of `list --json`, through the list cache (only jobs changed
-      // since the last listing are read): the same document, indented.
-      auto doc = with_fleet(call.caller, false, [&](gitstore::LocalFleet& f) { return f.list_document(filter); });
-      if (!doc) return failed(doc.error());
-      response.status = 200;
-      response.body = std::move(*doc);
-      response.body += "\n";
-    }
-    // A long list takes hundreds of MB of small blocks (documents, trees, the
-    // JSON tree), freed by now: give them back to the system, or the server
-    // keeps its peak for good.
-    ::malloc_trim(0);
+    response.status = 200;
+    response.stream = [sending, ended = false](std::string& out) mutable -> Result<bool> {
+      if (ended) return false;
+      auto more = sending->writer.next(out, std::size_t{64} << 10);
+      if (!more) return more.error();
+      if (!*more) {
+        out += "\n";
+        ended = true;
+        // Done with the rows: give their memory (and the tree reads') back
+        // to the system, or the server keeps its peak for good.
+        sending->listing = core::JobListing{};
+        ::malloc_trim(0);
+      }
+      return true;
+    };
     return response;
   }
 

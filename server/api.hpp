@@ -44,6 +44,10 @@ struct Request {
 struct Response {
   int status = 200;
   std::string body;
+  // A body sent a part at a time instead (when set, `body` is empty): each
+  // call appends the next part to `out`; false once the body is complete, an
+  // error to abort the response half-way (the client sees it cut short).
+  std::function<core::Result<bool>(std::string& out)> stream;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
 };

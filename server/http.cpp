@@ -45,7 +45,17 @@ Request to_request(const httplib::Request& in) {
 void apply(Response&& from, httplib::Response& to) {
   to.status = from.status;
   for (const auto& [key, value] : from.headers) to.set_header(key, value);
-  if (from.status != 204) {
+  if (from.stream) {
+    auto stream = std::make_shared<decltype(from.stream)>(std::move(from.stream));
+    to.set_chunked_content_provider(from.content_type, [stream](std::size_t, httplib::DataSink& sink) {
+      std::string part;
+      auto more = (*stream)(part);
+      if (!more) return false;  // cut short: the client must not take it for the whole body
+      if (!part.empty() && !sink.write(part.data(), part.size())) return false;
+      if (!*more) sink.done();
+      return true;
+    });
+  } else if (from.status != 204) {
     to.body = std::move(from.body);
     to.headers.erase("Content-Type");
     to.set_header("Content-Type", from.content_type);

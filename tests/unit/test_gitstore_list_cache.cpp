@@ -121,3 +121,55 @@ TEST_CASE("list cache: a save removes the temporary files of saves killed long a
   CHECK(std::filesystem::exists(recent_tmp));  // maybe a save still being written
   CHECK(gitstore::load_list_cache(s.cache_file()).size() == 1);
 }
+
+TEST_CASE("list cache: loaded rows keep their JSON in the file; the document written a part at a time is the same") {
+  ScratchFleet s;
+  for (int i = 0; i < 30; ++i) s.submit("job " + std::to_string(i), "alpha");
+  core::JobFilter all;
+  const std::string whole = s.cached_document(all);  // saves the cache
+  CHECK(whole == s.parsed_document(all));
+
+  auto reopened = gitstore::Store::open(s.fleet->store().path());
+  REQUIRE(reopened.ok());
+  gitstore::LocalFleet other(std::move(*reopened), "tester", std::nullopt);
+  auto listing = other.list_rows(all);
+  REQUIRE(listing.ok());
+  REQUIRE(listing->rows.size() == 30);
+  for (const core::JobRow* row : listing->rows) {
+    CHECK(row->json.empty());  // only the fields listing sorts and filters by are in memory
+    CHECK(row->stored_size > 0);
+    std::string buffer;
+    auto text = listing->cache->text(*row, buffer);
+    REQUIRE(text.ok());
+    CHECK(nlohmann::json::parse(*text)["id"] == row->id);
+  }
+  // A budget of one byte: the opening, then a row per part, and the same bytes in the end.
+  core::JobRowsWriter writer(*listing);
+  std::string parts;
+  int count = 0;
+  for (;;) {
+    auto more = writer.next(parts, 1);
+    REQUIRE(more.ok());
+    if (!*more) break;
+    ++count;
+  }
+  CHECK(count == 31);
+  CHECK(parts == whole);
+
+  // The cache file replaced meanwhile (another process saved): the listing
+  // still reads the file it was loaded from.
+  const std::string replaced = s.cache_file() + ".other";
+  {
+    std::ofstream out(replaced, std::ios::binary);
+    out << "not a cache";
+  }
+  std::filesystem::rename(replaced, s.cache_file());
+  core::JobRowsWriter again(*listing);
+  std::string after;
+  for (;;) {
+    auto more = again.next(after, 4096);
+    REQUIRE(more.ok());
+    if (!*more) break;
+  }
+  CHECK(after == whole);
+}

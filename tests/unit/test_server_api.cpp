@@ -138,3 +138,35 @@ TEST_CASE("api: malformed requests get 4xx with the field named") {
   CHECK(field(bad_stage) == "stage");
   CHECK(s.call("GET", "/healthz", "").status == 200);
 }
+
+TEST_CASE("api: a job list is streamed in parts, the same document as list --json, each part a bounded size") {
+  ScratchApi s;
+  for (int i = 0; i < 40; ++i) {
+    REQUIRE(s.call("POST", "/api/fleet/jobs", s.op, k_manifest).status == 201);
+  }
+  // Twice: the first listing parses every job, the second reads the texts
+  // back from the cache file the first one saved.
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    auto r = s.call("GET", "/api/fleet/jobs", s.op);
+    REQUIRE(r.status == 200);
+    REQUIRE(r.stream);
+    CHECK(r.body.empty());
+    std::string streamed;
+    int parts = 0;
+    for (;;) {
+      std::string part;
+      auto more = r.stream(part);
+      REQUIRE(more.ok());
+      streamed += part;
+      if (!*more) break;
+      CHECK(part.size() < (std::size_t{64} << 10) + 4096);  // a part is the budget plus one row at most
+      ++parts;
+    }
+    CHECK(parts >= 1);
+    auto doc = s.fleet->list_document(core::JobFilter{"default", {}});
+    REQUIRE(doc.ok());
+    CHECK(streamed == *doc + "\n");
+    CHECK(json::parse(streamed)["jobs"].size() == 40);
+  }
+}
