@@ -14,6 +14,8 @@
 #include "cli/output.hpp"
 #include "gitstore/store.hpp"
 
+#include <cerrno>
+
 namespace gigafab::cli {
 
 namespace {
@@ -21,11 +23,15 @@ namespace {
 // The store's own gc yields the CPU and the disk to the writers that started
 // it: lowest CPU priority, and the lowest best-effort I/O priority (not the
 // idle class, which a busy disk could starve while the gc holds its lock).
-void lower_priority() {
+// Returns the nice value now in effect.
+int lower_priority() {
   ::setpriority(PRIO_PROCESS, 0, 19);
   constexpr int k_ioprio_class_be = 2;
   constexpr int k_ioprio_who_process = 1;
   ::syscall(SYS_ioprio_set, k_ioprio_who_process, 0, (k_ioprio_class_be << 13) | 7);
+  errno = 0;
+  int nice = ::getpriority(PRIO_PROCESS, 0);
+  return errno == 0 ? nice : 0;
 }
 
 }  // namespace
@@ -36,12 +42,14 @@ Runner define_gc(CLI::App& app, Context&) {
                "run as the store's own automatic gc: on one thread, and exit at once if a gc is already running");
   return [background](Context& ctx) -> Result<void> {
     if (auto ok = ctx.require_local("gc"); !ok) return ok.error();
-    if (*background) lower_priority();
+    gitstore::Store::GcOptions options;
+    options.background = *background;
+    if (*background) options.nice = lower_priority();
     auto path = gitstore::Store::locate(ctx.globals.store);
     if (!path) return path.error();
     auto store = gitstore::Store::open(*path);
     if (!store) return store.error();
-    auto stats = store->gc(gitstore::Store::GcOptions{*background});
+    auto stats = store->gc(options);
     if (!stats) return stats.error();
     if (stats->skipped) {
       if (ctx.globals.json) print_json({{"skipped", true}});
@@ -54,11 +62,12 @@ Runner define_gc(CLI::App& app, Context&) {
                   {"packsRemoved", stats->packs_removed},
                   {"looseRemoved", stats->loose_removed},
                   {"transitions", stats->transitions},
+                  {"packer", stats->packer},
                   {"bytesPerTransition", per_transition}});
     } else {
-      std::printf("packed %zu objects into %ju bytes (%zu transitions, %.0f bytes each); removed %zu packs and %zu loose objects\n",
-                  stats->objects, stats->pack_bytes, stats->transitions, per_transition, stats->packs_removed,
-                  stats->loose_removed);
+      std::printf("packed %zu objects into %ju bytes (%zu transitions, %.0f bytes each) with %s; removed %zu packs and %zu loose objects\n",
+                  stats->objects, stats->pack_bytes, stats->transitions, per_transition, stats->packer.c_str(),
+                  stats->packs_removed, stats->loose_removed);
     }
     return {};
   };

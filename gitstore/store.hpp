@@ -97,14 +97,19 @@ class Store {
     std::size_t packs_removed = 0;
     std::size_t loose_removed = 0;
     std::size_t transitions = 0;     // commits on the state ref
+    std::string packer;              // "git pack-objects" or "libgit2"
   };
   struct GcOptions {
     // A gc the store asked for itself: give up at once when another gc runs,
     // and search deltas on one thread so writers keep the other cores.
     bool background = false;
+    // The CPU priority (nice value) the caller gave this gc, for the log line
+    // of a background gc.
+    int nice = 0;
   };
   // Repacks every object reachable from refs/gigafab/* into one pack with
-  // deltas and deletes what it replaced (older packs, loose objects, the
+  // deltas (by `git pack-objects` when a git is installed, else libgit2's
+  // packbuilder: gitstore/git_pack.hpp) and deletes what it replaced (older packs, loose objects, the
   // liveness ref's old beats). Writers go on meanwhile: the pack is built
   // without the writer lock, which is taken only to delete the old files.
   // Objects written since the gc started are kept, and so is every object of

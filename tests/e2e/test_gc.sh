@@ -69,7 +69,7 @@ for delay in 0.01 0.03 0.06 0.1 0.15; do
   "$GIGAFAB" gc >/dev/null 2>&1 &
   pid=$!
   sleep $delay
-  kill -9 $pid 2>/dev/null
+  kill -9 $pid 2>/dev/null || true  # a gc may be done by then
   wait $pid 2>/dev/null || true
   fsck_clean $S
   gf --json list >after_kill.json
@@ -78,6 +78,27 @@ done
 run gf gc
 expect_rc 0
 expect_eq "$(git --git-dir $S count-objects -v | awk '/^packs:/ {print $2}')" 1 "packs after a clean gc"
+
+# git's pack-objects builds the pack when there is a git; a git that fails
+# fails the gc with what it said, and leaves the store as it was.
+run gf --json gc
+expect_rc 0
+expect_eq "$(json 'd["packer"]')" "git pack-objects" "the packer with a git on PATH"
+pack_before=$(ls $S/objects/pack/*.pack)
+printf '#!/bin/sh\necho "fatal: out of cheese" >&2\nexit 128\n' >failing-git
+chmod +x failing-git
+OUT=$(GIGAFAB_GIT=$PWD/failing-git "$GIGAFAB" gc 2>&1) && fail "gc with a failing git succeeded: $OUT"
+case "$OUT" in *"pack-objects exited with 128: fatal: out of cheese"*) ;; *) fail "gc did not say what git said: $OUT" ;; esac
+expect_eq "$(ls $S/objects/pack/*.pack)" "$pack_before" "the packs after a failed gc"
+fsck_clean $S
+gf --json list >after_failed.json
+cmp -s before_kill.json after_failed.json || fail "jobs changed after a failed gc"
+# Without a git, libgit2 packs it.
+OUT=$(GIGAFAB_GIT=none "$GIGAFAB" --json gc)
+expect_eq "$(json 'd["packer"]')" "libgit2" "the packer without a git"
+fsck_clean $S
+gf --json list >after_libgit2.json
+cmp -s before_kill.json after_libgit2.json || fail "jobs changed after a libgit2 gc"
 run gf submit job.md
 expect_rc 0
 
@@ -90,7 +111,7 @@ for i in $(seq 1 100); do
 done
 grep -q "background gc (" $S/gigafab.log || fail "no background gc ran: $(git --git-dir $S count-objects -v | tr '\n' ' ')"
 # ... at the lowest CPU priority, so that it takes no CPU from the writers.
-grep -q "background gc (nice 19):" $S/gigafab.log || fail "the background gc did not lower its priority: $(grep 'background gc' $S/gigafab.log)"
+grep -q "background gc (nice 19, git pack-objects):" $S/gigafab.log || fail "the background gc did not lower its priority: $(grep 'background gc' $S/gigafab.log)"
 flock $S/gigafab-gc.lock true  # waits for a gc still running
 # Writes during a gc leave their packs alone; the next write merges them.
 gf submit job.md >/dev/null

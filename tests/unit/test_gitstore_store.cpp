@@ -899,3 +899,45 @@ TEST_CASE("a store of format 1 (flat queue index) is upgraded when opened, in on
   REQUIRE(gitstore::Store::open(path).ok());
   CHECK(git_out(path, "rev-parse refs/gigafab/state") == tip);
 }
+
+TEST_CASE("files a killed writer or a killed gc's git left in objects/pack go with the next write, and it is logged") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  commit_ok(store, put("a.txt", "a\n"));
+  const std::string pack_dir = path + "/objects/pack";
+  // Half-written files: ours, and git pack-objects' (a gc killed while git wrote).
+  const std::vector<std::string> left = {"tmp_gigafab_AbC123", "tmp_pack_XyZ789", "tmp_idx_Qw3rty",
+                                         "pack-0123456789012345678901234567890123456789.pack"};
+  for (const auto& name : left) std::ofstream(pack_dir + "/" + name) << "half a pack";
+  commit_ok(store, put("b.txt", "b\n"));
+  for (const auto& name : left) {
+    CAPTURE(name);
+    CHECK_FALSE(fs::exists(pack_dir + "/" + name));
+    CHECK(contains(read_file(path + "/gigafab.log"), name + ", left by a process that died writing it"));
+  }
+  CHECK(read_at_tip(store, "a.txt") == std::optional<std::string>("a\n"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
+
+TEST_CASE("gc packs with git pack-objects when there is a git, and with libgit2 when GIGAFAB_GIT is none") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  for (int i = 0; i < 20; ++i) commit_ok(store, put("jobs/" + std::to_string(i % 4) + "/doc.txt", "version " + std::to_string(i) + "\n"));
+  auto with_git = store.gc();
+  REQUIRE(with_git.ok());
+  CHECK(with_git->packer == "git pack-objects");
+  CHECK(with_git->transitions == 21);
+  CHECK(git_out(path, "count-objects -v | grep '^packs:'") == "packs: 1");
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+
+  ::setenv("GIGAFAB_GIT", "none", 1);
+  auto without = store.gc();
+  ::unsetenv("GIGAFAB_GIT");
+  REQUIRE(without.ok());
+  CHECK(without->packer == "libgit2");
+  CHECK(without->objects == with_git->objects);
+  CHECK(read_at_tip(store, "jobs/3/doc.txt") == std::optional<std::string>("version 19\n"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
