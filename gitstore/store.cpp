@@ -1095,6 +1095,7 @@ Result<std::string> Store::transact(const Operation& op, const std::string& acto
 Result<bool> Store::begin_group() {
   if (m_impl->group) return make_error(ErrorCode::error, "a group commit is already open");
   if (m_impl->remote) return false;
+  m_impl->notice_removed_packs();  // as in transact_on
   auto tip = m_impl->tip();
   if (!tip) return tip.error();
   if (!*tip) return make_error(ErrorCode::error, "the store has no state ref");
@@ -1172,6 +1173,10 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
                                        bool keep_history) {
   auto lock = WriterLock::acquire(m_impl->path);
   if (!lock) return lock.error();
+  // A gc (or another writer's merge) may have deleted packs since our last
+  // commit: libgit2 would otherwise try to open each one's index again for
+  // every object this write looks up.
+  m_impl->notice_removed_packs();
   std::minstd_rand jitter(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(core::now_millis()));
   constexpr int k_max_cas_losses = 64;
   const core::Millis lock_deadline = core::now_millis() + 10'000;
