@@ -764,10 +764,41 @@ struct Store::Impl {
     return {};
   }
 
+  // A gc takes at most about a tenth of the store's time: none starts
+  // within ten times the last one's duration of its end (gc_stamp). Under a
+  // steady load a busy store doubles every second or two, and a gc running
+  // back to back with the next one took a fifth of serve's CPU and wrote to
+  // the disk the commits' fsyncs wait on. Merges keep the packs few meanwhile.
   void request_background_gc() {
     if (!background_gc_launcher()) return;
+    if (gc_ran_recently()) return;
     if (!GcLock::try_acquire(path)) return;  // one is running
     background_gc_launcher()(path);
+  }
+
+  std::string gc_stamp() const { return path + "/gigafab-gc.stamp"; }
+
+  bool gc_ran_recently() const {
+    struct stat st {};
+    if (::stat(gc_stamp().c_str(), &st) != 0) return false;
+    long long took_ms = 0;
+    if (FILE* f = std::fopen(gc_stamp().c_str(), "r")) {
+      if (std::fscanf(f, "%lld", &took_ms) != 1) took_ms = 0;
+      std::fclose(f);
+    }
+    const long long ended_ms = static_cast<long long>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+    const long long now_ms = core::now_millis();
+    return now_ms >= ended_ms && now_ms - ended_ms < 10 * took_ms;
+  }
+
+  // Notes how long the gc that just ended took (its end is the file's mtime).
+  void stamp_gc(core::Millis took_ms) const {
+    const std::string tmp = gc_stamp() + ".tmp";
+    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+      std::fprintf(f, "%lld\n", static_cast<long long>(took_ms));
+      if (std::fclose(f) == 0 && std::rename(tmp.c_str(), gc_stamp().c_str()) == 0) return;
+    }
+    std::remove(tmp.c_str());
   }
 
   Result<std::optional<git_oid>> tip(const char* ref = k_state_ref) const {
@@ -1387,6 +1418,7 @@ Result<std::string> pack_with_libgit2(git_repository* repo, const std::string& p
 
 Result<Store::GcStats> Store::gc(const GcOptions& options) {
   GcStats stats;
+  const core::Millis started = core::now_millis();
   std::optional<FileLock> gc_lock;
   if (options.background) {
     auto lock = GcLock::try_acquire(m_impl->path);
@@ -1457,6 +1489,7 @@ Result<Store::GcStats> Store::gc(const GcOptions& options) {
   }
   std::error_code ec;
   stats.pack_bytes = fs::file_size(kept + ".pack", ec);
+  m_impl->stamp_gc(core::now_millis() - started);
   auto history = this->history();
   if (history) stats.transitions = history->size();
   if (options.background) {

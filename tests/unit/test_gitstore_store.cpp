@@ -768,6 +768,10 @@ TEST_CASE("pack merges never take in the gc'd pack: the store asks for a backgro
   };
   REQUIRE(pack_files().size() == 1);
   std::string packed = pack_files().front();
+  // The gc ran long ago: nothing holds the next one back (see the next test).
+  const std::string stamp = path + "/gigafab-gc.stamp";
+  REQUIRE(fs::exists(stamp));
+  fs::last_write_time(stamp, fs::file_time_type::clock::now() - std::chrono::hours(1));
 
   int requests = 0;
   gitstore::set_background_gc([&](const std::string& store_path) {
@@ -939,5 +943,42 @@ TEST_CASE("gc packs with git pack-objects when there is a git, and with libgit2 
   CHECK(without->packer == "libgit2");
   CHECK(without->objects == with_git->objects);
   CHECK(read_at_tip(store, "jobs/3/doc.txt") == std::optional<std::string>("version 19\n"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
+
+TEST_CASE("a background gc waits ten times the last gc's duration after it; merges keep the packs few meanwhile") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  for (int i = 0; i < 40; ++i) {
+    commit_ok(store, put("bulk/" + std::to_string(i) + ".txt", std::string(400, static_cast<char>('a' + i % 26)) +
+                                                                std::to_string(i) + "\n", "bulk"));
+  }
+  REQUIRE(store.gc().ok());
+  const std::string stamp = path + "/gigafab-gc.stamp";
+  REQUIRE(fs::exists(stamp));
+  // The gc that just ended took 100 s (so say): none for the next 1,000 s.
+  std::ofstream(stamp) << "100000\n";
+  int requests = 0;
+  gitstore::set_background_gc([&](const std::string&) { ++requests; });
+  std::size_t most_packs = 0;
+  auto pack_count = [&] {
+    std::size_t n = 0;
+    for (const auto& e : fs::directory_iterator(path + "/objects/pack")) n += e.path().extension() == ".pack";
+    return n;
+  };
+  for (int i = 0; i < 200; ++i) {
+    commit_ok(store, put("more/" + std::to_string(i) + ".txt", "x" + std::to_string(i * 7919) + "\n", "more"));
+    most_packs = std::max(most_packs, pack_count());
+  }
+  CHECK(requests == 0);
+  CHECK(most_packs <= 9);
+  // 1,001 s later: the next write that finds the store doubled asks for one.
+  fs::last_write_time(stamp, fs::file_time_type::clock::now() - std::chrono::seconds(1001));
+  for (int i = 0; i < 200 && requests == 0; ++i) {
+    commit_ok(store, put("late/" + std::to_string(i) + ".txt", "y" + std::to_string(i * 7919) + "\n", "late"));
+  }
+  gitstore::set_background_gc(nullptr);
+  CHECK(requests == 1);
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
