@@ -29,11 +29,10 @@ std::optional<std::string> git_program();
 // Runs `<git> --git-dir <git_dir> pack-objects` with `objects` on its input
 // and returns the path (without ".pack") of the pack it wrote in `pack_dir`,
 // fsynced with its index and the directory when `durable`. `threads` 0: as
-// many as git likes (pack.threads). `reuse_deltas`: keep the deltas of the
-// packs the objects are in (cheap) instead of searching again (smaller when
-// they came from libgit2). An error names what git said.
+// many as git likes (pack.threads). Every object is compressed and its delta
+// searched again. An error names what git said.
 core::Result<std::string> git_pack_objects(const std::string& git, const std::string& git_dir,
                                            const std::string& pack_dir, const std::vector<NamedObject>& objects,
-                                           unsigned threads, bool reuse_deltas, bool durable);
+                                           unsigned threads, bool durable);
 
 }  // namespace gigafab::gitstore

@@ -1457,13 +1457,11 @@ Result<Store::GcStats> Store::gc(const GcOptions& options) {
   for (const auto& [file, oid] : loose) {
     if (file.mtime >= recent) objects.push_back({oid, ""});
   }
-  // In the background: deltas searched on one thread, so writers keep the
-  // other cores, and those of earlier packs reused. `gigafab gc` searches
-  // them all again.
+  // In the background, deltas are searched on one thread, so writers keep
+  // the other cores.
   const unsigned threads = options.background ? 1 : 0;
   const auto git = git_program();
-  auto written = git ? git_pack_objects(*git, m_impl->path, m_impl->pack_dir(), objects, threads,
-                                        options.background, m_impl->fsync)
+  auto written = git ? git_pack_objects(*git, m_impl->path, m_impl->pack_dir(), objects, threads, m_impl->fsync)
                      : pack_with_libgit2(m_impl->repo, m_impl->pack_dir(), objects, threads);
   if (!written) return written.error();
   stats.packer = git ? "git pack-objects" : "libgit2";
