@@ -23,6 +23,15 @@ Result<std::vector<Snapshot::Entry>> Snapshot::list_with_ids(std::string_view di
   return out;
 }
 
+Result<std::string> Snapshot::id_of(std::string_view dir, std::string_view name) const {
+  auto entries = list_with_ids(dir);
+  if (!entries) return entries.error();
+  for (auto& [entry, id] : *entries) {
+    if (entry == name) return std::move(id);
+  }
+  return std::string();
+}
+
 Result<std::optional<std::string>> MemorySnapshot::read(std::string_view path) const {
   auto it = m_files.find(std::string(path));
   if (it == m_files.end()) return std::optional<std::string>{};

@@ -29,6 +29,9 @@ class Snapshot {
   // snapshot has none (in memory, or changed by an overlay).
   using Entry = std::pair<std::string, std::string>;
   virtual Result<std::vector<Entry>> list_with_ids(std::string_view dir) const;
+  // The id (as list_with_ids gives it) of the entry `name` directly under
+  // `dir`; empty when there is none, or no id.
+  virtual Result<std::string> id_of(std::string_view dir, std::string_view name) const;
 };
 
 // One audit trailer: "Gigafab-Op: submit".

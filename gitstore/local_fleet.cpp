@@ -282,11 +282,7 @@ Result<core::Principal> LocalFleet::authenticate(std::string_view token) {
   // A principal depends on auth/ alone: while that tree is the same, a token
   // checked once speaks for the same principal (no record read, no hash).
   std::string auth_tree;
-  if (auto root = (*snap)->list_with_ids(""); root) {
-    for (const auto& [name, id] : *root) {
-      if (name == core::layout::k_auth_dir) auth_tree = id;
-    }
-  }
+  if (auto id = (*snap)->id_of("", core::layout::k_auth_dir); id) auth_tree = std::move(*id);
   if (auth_tree.empty() || auth_tree != m_principals_of) {
     m_principals.clear();
     m_principals_of = auth_tree;

@@ -240,6 +240,15 @@ class TreeSnapshot final : public core::Snapshot {
     return out;
   }
 
+  // One entry looked up by name: no listing, one id formatted.
+  Result<std::string> id_of(std::string_view dir, std::string_view name) const override {
+    auto tree = tree_for(dir);
+    if (!tree) return tree.error();
+    if (!*tree) return std::string();
+    const git_tree_entry* entry = git_tree_entry_byname(*tree, std::string(name).c_str());
+    return entry ? oid_hex(*git_tree_entry_id(entry)) : std::string();
+  }
+
  private:
   // The tree at `dir` ("" for the root), or nullptr when there is none.
   Result<const git_tree*> tree_for(std::string_view dir) const {

@@ -604,15 +604,6 @@ struct Api::Impl {
     const bool waits = input->wait_seconds > 0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(input->wait_seconds);
     input->wait_seconds = 0;
-    auto nothing = [](const core::Error& e) {
-      // 204 has no body: the reason travels in a header.
-      Response r;
-      r.status = 204;
-      r.body.clear();
-      r.headers.emplace_back("X-Gigafab-Message", e.message);
-      if (!e.reason.empty()) r.headers.emplace_back("X-Gigafab-Reason", e.reason);
-      return r;
-    };
     if (!waits || !group_commit) {
       for (;;) {
         std::uint64_t seen = change_counter();
@@ -620,14 +611,24 @@ struct Api::Impl {
         if (claimed) return json_response(core::claimed_to_json(*claimed));
         auto now = std::chrono::steady_clock::now();
         if (claimed.error().code != ErrorCode::nothing_to_claim) return failed(claimed.error());
-        if (now >= deadline || is_stopping()) return nothing(claimed.error());
+        if (now >= deadline || is_stopping()) return nothing_to_claim(claimed.error());
         // Leases expire and deferrals end without a commit: look again soon
         // even when nothing is written.
         auto step = std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(100));
         wait_for_change(seen, std::chrono::duration_cast<std::chrono::milliseconds>(step));
       }
     }
-    return wait_for_claim(call.caller, *input, deadline, nothing);
+    return wait_for_claim(call.caller, *input, deadline);
+  }
+
+  // A claim that found nothing: 204, which has no body, so the reason
+  // travels in headers.
+  static Response nothing_to_claim(const core::Error& e) {
+    Response r;
+    r.status = 204;
+    r.headers.emplace_back("X-Gigafab-Message", e.message);
+    if (!e.reason.empty()) r.headers.emplace_back("X-Gigafab-Reason", e.reason);
+    return r;
   }
 
   // A claim that waits, with group commit: it is a rider (see Rider) from
@@ -636,9 +637,8 @@ struct Api::Impl {
   // batch that changes something runs its claim again, so no submit can slip
   // between two of its looks. It looks by itself again every 100 ms (leases
   // expire and deferrals end without a commit).
-  template <typename Nothing>
   Response wait_for_claim(const Caller& caller, const core::ClaimInput& input,
-                          std::chrono::steady_clock::time_point deadline, const Nothing& nothing) {
+                          std::chrono::steady_clock::time_point deadline) {
     std::optional<core::Claimed> got;
     Rider rider{actor_of(caller),
                 [&](gitstore::LocalFleet& f) {
@@ -700,7 +700,7 @@ struct Api::Impl {
           notify();
           return json_response(core::claimed_to_json(*rode));
         }
-        return nothing(claimed.error());
+        return nothing_to_claim(claimed.error());
       }
       rider.skip = true;  // its own look comes next
     }

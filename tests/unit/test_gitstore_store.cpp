@@ -982,3 +982,28 @@ TEST_CASE("a background gc waits ten times the last gc's duration after it; merg
   CHECK(requests == 1);
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
+
+TEST_CASE("a snapshot names an entry's git id without listing its directory; nothing for what is not there") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  commit_ok(store, put("auth/tokens/t1.toml", "secret = 1\n"));
+  auto snap = store.snapshot();
+  REQUIRE(snap.ok());
+  auto id = (*snap)->id_of("", "auth");
+  REQUIRE(id.ok());
+  CHECK(*id == git_out(path, "rev-parse refs/gigafab/state:auth"));
+  auto file = (*snap)->id_of("auth/tokens", "t1.toml");
+  REQUIRE(file.ok());
+  CHECK(*file == git_out(path, "rev-parse refs/gigafab/state:auth/tokens/t1.toml"));
+  for (auto [dir, name] : {std::pair{"", "nope"}, std::pair{"auth/missing", "t1.toml"}, std::pair{"auth", "tokens/t1.toml"}}) {
+    auto none = (*snap)->id_of(dir, name);
+    REQUIRE(none.ok());
+    CHECK(none->empty());
+  }
+  // A snapshot without ids (in memory) gives none.
+  core::MemorySnapshot memory;
+  auto no_id = memory.id_of("", "auth");
+  REQUIRE(no_id.ok());
+  CHECK(no_id->empty());
+}
