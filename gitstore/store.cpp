@@ -549,6 +549,9 @@ struct Store::Impl {
     std::unique_ptr<core::OverlaySnapshot> view;
   };
   std::unique_ptr<Group> group;
+  // Store::defer_maintenance: merges wait for maintain(), and are due.
+  bool defer_maintenance = false;
+  bool maintenance_due = false;
 
   ~Impl() {
     if (repo) git_repository_free(repo);  // frees the odb and its backends
@@ -1194,10 +1197,24 @@ Result<void> Store::commit_group(const std::string& actor) {
     }
     return git_failure("cannot update " + std::string(k_state_ref));
   }
+  if (m_impl->defer_maintenance) {
+    m_impl->maintenance_due = true;
+    return {};
+  }
   if (auto ok = m_impl->consolidate_packs(); !ok) {
     std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
   }
   return {};
+}
+
+void Store::defer_maintenance(bool deferred) { m_impl->defer_maintenance = deferred; }
+
+Result<void> Store::maintain() {
+  if (!m_impl->maintenance_due) return {};
+  auto lock = WriterLock::acquire(m_impl->path);
+  if (!lock) return lock.error();
+  m_impl->maintenance_due = false;
+  return m_impl->consolidate_packs();
 }
 
 Result<std::unique_ptr<core::Snapshot>> Store::snapshot_of(const char* ref) const {

@@ -140,6 +140,11 @@ class Store {
   bool in_group() const;
   // Operations that changed something in the open group (0 without one).
   std::size_t group_size() const;
+  // With `deferred` on, commit_group() leaves the pack merges it would run
+  // for maintain(), so a server can answer the group's requests first.
+  void defer_maintenance(bool deferred);
+  // The pack merges the last commits left (a no-op when none are due).
+  Result<void> maintain();
 
   // ---- the coordinating git remote (gitstore/remote.hpp) -------------------
   // With a remote (config gigafab.remote), every write fetches the remote's

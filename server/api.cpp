@@ -177,7 +177,15 @@ struct Api::Impl {
   };
   std::vector<Route> routes;
 
+  // Group commits leave their pack merges for after their requests are
+  // answered (run_grouped); the store is handed back as it was.
+  ~Impl() {
+    fleet->store().defer_maintenance(false);
+    maintain();
+  }
+
   explicit Impl(gitstore::LocalFleet& f) : fleet(&f) {
+    fleet->store().defer_maintenance(true);
     auto add = [&](const char* method, const char* pattern, Handler h, Access access = Access::any) {
       std::vector<std::string> segments;
       std::stringstream in(pattern);
@@ -251,11 +259,24 @@ struct Api::Impl {
         run_batch(batch);
         lock.lock();
         for (Mutation* done : batch) done->done = true;
+        group_cv.notify_all();
+        // The batch is answered; the pack merges its commit made due run
+        // now, before the next batch (which waits for a leader meanwhile).
+        lock.unlock();
+        maintain();
+        lock.lock();
         leading = false;
         group_cv.notify_all();
         continue;
       }
       group_cv.wait(lock);
+    }
+  }
+
+  void maintain() {
+    std::lock_guard lock(fleet_mutex);
+    if (auto ok = fleet->store().maintain(); !ok) {
+      std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
     }
   }
 

@@ -1007,3 +1007,29 @@ TEST_CASE("a snapshot names an entry's git id without listing its directory; not
   REQUIRE(no_id.ok());
   CHECK(no_id->empty());
 }
+
+TEST_CASE("group commit with deferred maintenance: packs pile up until maintain() merges them") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  auto pack_count = [&] {
+    std::size_t n = 0;
+    for (const auto& e : fs::directory_iterator(path + "/objects/pack")) n += e.path().extension() == ".pack";
+    return n;
+  };
+  store.defer_maintenance(true);
+  for (int i = 0; i < 12; ++i) {
+    REQUIRE(store.begin_group().ok());
+    REQUIRE(store.transact(put("g/" + std::to_string(i) + ".txt", std::to_string(i) + "\n"), "tester").ok());
+    REQUIRE(store.commit_group("tester").ok());
+  }
+  CHECK(pack_count() >= 12);  // no merge inside a commit
+  REQUIRE(store.maintain().ok());
+  CHECK(pack_count() <= 8);
+  CHECK(store.maintain().ok());  // nothing due: a no-op
+  store.defer_maintenance(false);
+  for (int i = 0; i < 12; ++i) commit_ok(store, put("h/" + std::to_string(i) + ".txt", std::to_string(i) + "\n"));
+  CHECK(pack_count() <= 8);
+  CHECK(read_at_tip(store, "g/11.txt") == std::optional<std::string>("11\n"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
