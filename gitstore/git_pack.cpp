@@ -1,4 +1,5 @@
 #include "gitstore/git_pack.hpp"
+#include "gitstore/fd_io.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -25,17 +26,6 @@ namespace {
 
 core::Error failure(const std::string& why) { return make_error(ErrorCode::error, "cannot repack with git: " + why); }
 
-bool write_all(int fd, const std::string& data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 std::string read_all(int fd) {
   std::string out;
   char buffer[4096];
@@ -45,14 +35,6 @@ std::string read_all(int fd) {
     if (n <= 0) return out;
     out.append(buffer, static_cast<std::size_t>(n));
   }
-}
-
-bool sync_path(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
 }
 
 // SIGPIPE blocked on this thread while feeding a child that may die early:
@@ -172,11 +154,11 @@ core::Result<std::string> git_pack_objects(const std::string& git, const std::st
       }
       block += '\n';
       if (block.size() >= (1u << 16)) {
-        if (!(fed = write_all(in[1], block))) break;
+        if (!(fed = fd_io::write_all(in[1], block))) break;
         block.clear();
       }
     }
-    if (fed) fed = write_all(in[1], block);
+    if (fed) fed = fd_io::write_all(in[1], block);
     ::close(in[1]);
   }
   std::string name = read_all(out[0]);
@@ -203,8 +185,8 @@ core::Result<std::string> git_pack_objects(const std::string& git, const std::st
     return failure("git pack-objects printed '" + name + "' instead of a pack name");
   }
   std::string base = pack_dir + "/pack-" + name;
-  if (durable && (!sync_path(base + ".pack", O_RDONLY) || !sync_path(base + ".idx", O_RDONLY) ||
-                  !sync_path(pack_dir, O_RDONLY | O_DIRECTORY))) {
+  if (durable && (!fd_io::fsync_path(base + ".pack") || !fd_io::fsync_path(base + ".idx") ||
+                  !fd_io::fsync_path(pack_dir, true))) {
     return failure("cannot fsync " + base + ": " + std::strerror(errno));
   }
   return base;

@@ -1,4 +1,5 @@
 #include "gitstore/list_cache.hpp"
+#include "gitstore/fd_io.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -191,27 +192,16 @@ core::JobRowCache load_list_cache(const std::string& path) {
     row.created_at = static_cast<core::Millis>(created);
     loaded.put(std::move(key), std::move(row));
   }
-  const std::uint32_t crc = in.crc();
-  Reader trailer(file->fd, 4);
+  std::string trailer;
+  if (!read_at(file->fd, size - 4, 4, trailer)) return {};
   std::uint32_t stored_crc = 0;
-  if (::lseek(file->fd, static_cast<off_t>(size - 4), SEEK_SET) < 0 || !trailer.u32(stored_crc) || stored_crc != crc) {
-    return {};
-  }
+  for (int i = 0; i < 4; ++i) stored_crc |= static_cast<std::uint32_t>(static_cast<unsigned char>(trailer[i])) << (8 * i);
+  if (stored_crc != in.crc()) return {};
   loaded.set_stored_text([file](std::uint64_t offset, std::uint32_t n, std::string& out) {
     return read_at(file->fd, offset, n, out);
   });
   loaded.begin();
   return loaded;
-}
-
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
 }
 
 // Written in blocks of about 1 MiB, so a save never holds the whole file.
@@ -224,7 +214,7 @@ void save_list_cache(const std::string& path, const core::JobRowCache& cache) {
   std::string out = header();
   auto flush = [&] {
     crc = crc32(crc, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(out.size()));
-    bool written = write_all(fd, out);
+    bool written = fd_io::write_all(fd, out);
     out.clear();
     return written;
   };
@@ -246,7 +236,7 @@ void save_list_cache(const std::string& path, const core::JobRowCache& cache) {
   }
   if (ok && flush()) {
     put_u32(out, static_cast<std::uint32_t>(crc));
-    ok = write_all(fd, out);
+    ok = fd_io::write_all(fd, out);
   } else {
     ok = false;
   }

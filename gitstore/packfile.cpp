@@ -1,4 +1,5 @@
 #include "gitstore/packfile.hpp"
+#include "gitstore/fd_io.hpp"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -94,29 +95,15 @@ class TempFile {
  private:
   static constexpr std::size_t k_buffer = std::size_t{1} << 20;
   bool flush() {
-    std::size_t done = 0;
-    while (done < m_buffer.size()) {
-      ssize_t n = ::write(m_fd, m_buffer.data() + done, m_buffer.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      done += static_cast<std::size_t>(n);
-    }
+    bool written = fd_io::write_all(m_fd, m_buffer);
     m_buffer.clear();
-    return true;
+    return written;
   }
   std::string m_path;
   int m_fd = -1;
   bool m_renamed = false;
   std::string m_buffer;
 };
-
-bool sync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
-}
 
 struct Entry {
   git_oid id;
@@ -182,7 +169,7 @@ Result<void> publish(const std::string& pack_dir, TempFile& pack, const std::str
   const bool idx_synced = idx.sync(durable);
   if (pack_sync.joinable()) pack_sync.join();
   if (!idx_synced || !pack_synced || !idx.rename(base + ".idx") || !pack.rename(base + ".pack") ||
-      (durable && !sync_dir(pack_dir))) {
+      (durable && !fd_io::fsync_path(pack_dir, true))) {
     return make_error(ErrorCode::error, "cannot store a pack in " + pack_dir);
   }
   return {};

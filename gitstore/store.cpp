@@ -707,6 +707,7 @@ struct Store::Impl {
     constexpr std::size_t k_max_packs = 8;
     constexpr std::size_t k_packs_after_merge = 4;
     std::vector<std::string> garbage;
+    remember_pack_dir();
     auto all = packs(&garbage);
     if (auto ok = forget_removed_packs(all); !ok) return ok;
     if (all.size() <= k_max_packs && garbage.empty()) return {};
@@ -756,17 +757,27 @@ struct Store::Impl {
   // the pack directory changed since the last look, forgets the packs other
   // processes removed. A stat when nothing changed.
   void notice_removed_packs() {
-    struct stat st {};
-    if (::stat(pack_dir().c_str(), &st) != 0) return;
-    if (st.st_mtim.tv_sec == pack_dir_mtime.tv_sec && st.st_mtim.tv_nsec == pack_dir_mtime.tv_nsec) return;
-    pack_dir_mtime = st.st_mtim;
+    if (!remember_pack_dir()) return;
     if (auto ok = forget_removed_packs(packs()); !ok) {
       std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
     }
   }
 
+  // Notes the pack directory's mtime before a listing of it, so that
+  // notice_removed_packs() lists it again only once something changed it
+  // since (a writer's own commits list it in consolidate_packs). True when
+  // it changed since the last note.
+  bool remember_pack_dir() {
+    struct stat st {};
+    if (::stat(pack_dir().c_str(), &st) != 0) return false;
+    if (st.st_mtim.tv_sec == pack_dir_mtime.tv_sec && st.st_mtim.tv_nsec == pack_dir_mtime.tv_nsec) return false;
+    pack_dir_mtime = st.st_mtim;
+    return true;
+  }
+
   // Loads new packs, and forgets the removed ones.
   Result<void> refresh_odb() {
+    remember_pack_dir();
     if (auto ok = forget_removed_packs(packs()); !ok) return ok;
     git_odb* odb = nullptr;
     if (git_repository_odb(&odb, repo) == 0) {

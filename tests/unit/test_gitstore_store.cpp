@@ -178,6 +178,20 @@ bool contains(const std::string& haystack, std::string_view needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// Forty commits of a 400-byte file each: a store of some size to pack.
+void commit_bulk(gitstore::Store& store) {
+  for (int i = 0; i < 40; ++i) {
+    commit_ok(store, put("bulk/" + std::to_string(i) + ".txt", std::string(400, static_cast<char>('a' + i % 26)) +
+                                                                std::to_string(i) + "\n", "bulk"));
+  }
+}
+
+std::size_t count_packs(const std::string& store_path) {
+  std::size_t n = 0;
+  for (const auto& e : fs::directory_iterator(store_path + "/objects/pack")) n += e.path().extension() == ".pack";
+  return n;
+}
+
 }  // namespace
 
 TEST_CASE("init creates a bare store whose state ref holds the first commit") {
@@ -754,10 +768,7 @@ TEST_CASE("pack merges never take in the gc'd pack: the store asks for a backgro
   std::string path = tmp / "store";
   gitstore::Store store = init_store(path);
   // A packed store of some size, then small commits until it has about doubled.
-  for (int i = 0; i < 40; ++i) {
-    commit_ok(store, put("bulk/" + std::to_string(i) + ".txt", std::string(400, static_cast<char>('a' + i % 26)) +
-                                                                std::to_string(i) + "\n", "bulk"));
-  }
+  commit_bulk(store);
   REQUIRE(store.gc().ok());
   auto pack_files = [&] {
     std::vector<std::string> out;
@@ -950,10 +961,7 @@ TEST_CASE("a background gc waits ten times the last gc's duration after it; merg
   TempDir tmp;
   std::string path = tmp / "store";
   gitstore::Store store = init_store(path);
-  for (int i = 0; i < 40; ++i) {
-    commit_ok(store, put("bulk/" + std::to_string(i) + ".txt", std::string(400, static_cast<char>('a' + i % 26)) +
-                                                                std::to_string(i) + "\n", "bulk"));
-  }
+  commit_bulk(store);
   REQUIRE(store.gc().ok());
   const std::string stamp = path + "/gigafab-gc.stamp";
   REQUIRE(fs::exists(stamp));
@@ -962,14 +970,9 @@ TEST_CASE("a background gc waits ten times the last gc's duration after it; merg
   int requests = 0;
   gitstore::set_background_gc([&](const std::string&) { ++requests; });
   std::size_t most_packs = 0;
-  auto pack_count = [&] {
-    std::size_t n = 0;
-    for (const auto& e : fs::directory_iterator(path + "/objects/pack")) n += e.path().extension() == ".pack";
-    return n;
-  };
   for (int i = 0; i < 200; ++i) {
     commit_ok(store, put("more/" + std::to_string(i) + ".txt", "x" + std::to_string(i * 7919) + "\n", "more"));
-    most_packs = std::max(most_packs, pack_count());
+    most_packs = std::max(most_packs, count_packs(path));
   }
   CHECK(requests == 0);
   CHECK(most_packs <= 9);
@@ -1012,24 +1015,19 @@ TEST_CASE("group commit with deferred maintenance: packs pile up until maintain(
   TempDir tmp;
   std::string path = tmp / "store";
   gitstore::Store store = init_store(path);
-  auto pack_count = [&] {
-    std::size_t n = 0;
-    for (const auto& e : fs::directory_iterator(path + "/objects/pack")) n += e.path().extension() == ".pack";
-    return n;
-  };
   store.defer_maintenance(true);
   for (int i = 0; i < 12; ++i) {
     REQUIRE(store.begin_group().ok());
     REQUIRE(store.transact(put("g/" + std::to_string(i) + ".txt", std::to_string(i) + "\n"), "tester").ok());
     REQUIRE(store.commit_group("tester").ok());
   }
-  CHECK(pack_count() >= 12);  // no merge inside a commit
+  CHECK(count_packs(path) >= 12);  // no merge inside a commit
   REQUIRE(store.maintain().ok());
-  CHECK(pack_count() <= 8);
+  CHECK(count_packs(path) <= 8);
   CHECK(store.maintain().ok());  // nothing due: a no-op
   store.defer_maintenance(false);
   for (int i = 0; i < 12; ++i) commit_ok(store, put("h/" + std::to_string(i) + ".txt", std::to_string(i) + "\n"));
-  CHECK(pack_count() <= 8);
+  CHECK(count_packs(path) <= 8);
   CHECK(read_at_tip(store, "g/11.txt") == std::optional<std::string>("11\n"));
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }

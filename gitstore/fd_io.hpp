@@ -1,0 +1,34 @@
+// Small POSIX helpers shared by the files gitstore writes itself (packs, the
+// list cache, git pack-objects' input): whole writes and fsync by path.
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <string_view>
+
+namespace gigafab::gitstore::fd_io {
+
+// Writes all of `data` (retrying short writes and EINTR); false on error.
+inline bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+// fsyncs the file or directory at `path`.
+inline bool fsync_path(const std::string& path, bool directory = false) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace gigafab::gitstore::fd_io
