@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/bench_stats.hpp"
 #include "cli/remote_fleet.hpp"
 #include "core/manifest.hpp"
 #include "gitstore/local_fleet.hpp"
@@ -26,21 +27,12 @@ namespace gigafab::cli {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::ms_between;
+using bench::percentile;
 using core::ErrorCode;
 using core::make_error;
 using core::Result;
-
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  std::size_t index = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
 
 // Commits on the state ref (a group commit is one, however many operations).
 Result<std::size_t> count_commits(const std::string& store) {
@@ -111,11 +103,7 @@ std::size_t ScratchServer::status_bytes(const char* field) const {
   return 0;
 }
 
-Result<HttpCycles> measure_http_cycles(const ScratchServer& server, const std::string& store,
-                                       const std::string& token, std::size_t clients, double seconds,
-                                       bool group_commit) {
-  auto before = count_commits(store);
-  if (!before) return before.error();
+Result<HttpCycles> measure_http_cycles(const HttpTarget& target, std::size_t clients, double seconds) {
   std::atomic<bool> failed{false};
   std::string failure;
   std::mutex failure_mutex;
@@ -125,22 +113,22 @@ Result<HttpCycles> measure_http_cycles(const ScratchServer& server, const std::s
   auto deadline = start + std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
   for (std::size_t k = 0; k < clients; ++k) {
     threads.emplace_back([&, k] {
-      auto fleet = RemoteFleet::create(server.url(), token, "bench", "bench");
+      auto fleet = RemoteFleet::create(target.url, target.token, target.product, "bench");
       auto fail = [&](const core::Error& e) {
         std::lock_guard lock(failure_mutex);
         if (!failed.exchange(true)) failure = e.message;
       };
       if (!fleet) return fail(fleet.error());
-      std::string factory = "bench-http-" + std::to_string(k);
+      std::string factory = target.factory_prefix + std::to_string(k);
       while (Clock::now() < deadline && !failed.load()) {
         auto t = Clock::now();
-        core::ClaimInput input{"bench", factory, std::vector<std::string>{"linux", "docker", "macos", "xcode"}, 600, 0};
+        core::ClaimInput input{target.product, factory, target.capabilities, 600, 0};
         auto claimed = (*fleet)->claim(input);
         if (!claimed) {
           if (claimed.error().code == ErrorCode::nothing_to_claim) return;  // drained
           return fail(claimed.error());
         }
-        core::WorkerCall call{claimed->job.id, factory, claimed->lease.epoch, "bench", ""};
+        core::WorkerCall call{claimed->job.id, factory, claimed->lease.epoch, target.product, ""};
         if (auto s = (*fleet)->start(call); !s) return fail(s.error());
         core::ReportInput report;
         report.pass = true;
@@ -153,30 +141,29 @@ Result<HttpCycles> measure_http_cycles(const ScratchServer& server, const std::s
   for (auto& t : threads) t.join();
   double elapsed = ms_between(start, Clock::now()) / 1000.0;
   if (failed) return make_error(ErrorCode::error, "an HTTP bench client failed: " + failure);
-  auto after = count_commits(store);
-  if (!after) return after.error();
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   HttpCycles out;
-  out.group_commit = group_commit;
   out.clients = clients;
   out.cycles = all.size();
   out.seconds = elapsed;
   out.per_second = elapsed > 0 ? static_cast<double>(all.size()) / elapsed : 0;
   out.p50_ms = percentile(all, 0.5);
   out.p99_ms = percentile(all, 0.99);
-  out.commits = *after - *before;
   return out;
 }
 
-Result<double> measure_submit_to_claim(const ScratchServer& server, const std::string& token, std::size_t rounds) {
-  const std::string source = "+++\ntitle = \"submit to claim\"\ncapabilities = [\"s2c\"]\n+++\n# submit to claim\n";
+Result<double> measure_submit_to_claim(const HttpTarget& target, const std::string& capability, std::size_t rounds,
+                                       std::vector<std::string>* ids) {
+  const std::string source =
+      "+++\ntitle = \"submit to claim\"\ncapabilities = [\"" + capability + "\"]\n+++\n# submit to claim\n";
   auto manifest = core::parse_manifest(source, "bench");
   if (!manifest) return manifest.error();
-  auto submitter = RemoteFleet::create(server.url(), token, "bench-s2c", "bench");
+  auto submitter = RemoteFleet::create(target.url, target.token, target.product, "bench");
   if (!submitter) return submitter.error();
-  auto claimer = RemoteFleet::create(server.url(), token, "bench-s2c", "bench");
+  auto claimer = RemoteFleet::create(target.url, target.token, target.product, "bench");
   if (!claimer) return claimer.error();
+  const std::string factory = target.factory_prefix + "s2c";
   std::vector<double> latencies;
   for (std::size_t i = 0; i < rounds; ++i) {
     std::atomic<bool> waiting{false};
@@ -184,16 +171,17 @@ Result<double> measure_submit_to_claim(const ScratchServer& server, const std::s
     Clock::time_point answered;
     std::thread t([&] {
       waiting = true;
-      core::ClaimInput input{"bench-s2c", "bench-s2c", std::vector<std::string>{"s2c"}, 600, 10};
+      core::ClaimInput input{target.product, factory, std::vector<std::string>{capability}, 600, 10};
       claimed = (*claimer)->claim(input);
       answered = Clock::now();
     });
     while (!waiting.load()) std::this_thread::yield();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the claim is waiting in the server
     auto submitted_at = Clock::now();
-    auto submitted = (*submitter)->submit(core::SubmitInput{*manifest, "bench-s2c", source});
+    auto submitted = (*submitter)->submit(core::SubmitInput{*manifest, target.product, source});
     t.join();
     if (!submitted) return submitted.error();
+    if (ids) ids->push_back(submitted->job.id);
     if (!claimed) return claimed.error();
     latencies.push_back(ms_between(submitted_at, answered));
   }
@@ -246,11 +234,19 @@ Result<HttpBench> run_http_bench(const std::string& root, bool fsync, std::size_
     if (!token) return token.error();
     auto server = ScratchServer::start(path, grouped);
     if (!server) return server.error();
-    auto figures = measure_http_cycles(*server, path, *token, clients, seconds, grouped);
+    HttpTarget target{server->url(), *token, "bench", {"linux", "docker", "macos", "xcode"}, "bench-http-"};
+    auto before = count_commits(path);
+    if (!before) return before.error();
+    auto figures = measure_http_cycles(target, clients, seconds);
     if (!figures) return figures.error();
+    auto after = count_commits(path);
+    if (!after) return after.error();
+    figures->group_commit = grouped;
+    figures->commits = *after - *before;
     (grouped ? out.grouped : out.single) = *figures;
     if (grouped) {
-      auto latency = measure_submit_to_claim(*server, *token, 30);
+      HttpTarget s2c{server->url(), *token, "bench-s2c", {}, "bench-"};
+      auto latency = measure_submit_to_claim(s2c, "s2c", 30);
       if (!latency) return latency.error();
       out.submit_to_claim_p50_ms = *latency;
     }

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 #include <sys/types.h>
 
 #include "core/error.hpp"
@@ -47,20 +48,31 @@ struct HttpCycles {
   std::size_t commits = 0;        // written to the state ref meanwhile
 };
 
+// Where HTTP bench clients work: a server, a token that may act as any
+// factory of `product` (an operator token), and the capabilities the clients
+// claim with (only jobs needing no more than these fit).
+struct HttpTarget {
+  std::string url;
+  std::string token;
+  std::string product;
+  std::vector<std::string> capabilities;
+  std::string factory_prefix;  // clients act as factory <prefix><k>
+};
+
 // `clients` threads, each its own HTTP client acting as factory
-// bench-http-<k> with `token` (an operator token of product "bench"), run
-// claim -> start -> report pass cycles against `server` for `seconds` (or
-// until nothing is left to claim). `store` is counted for commits.
-core::Result<HttpCycles> measure_http_cycles(const ScratchServer& server, const std::string& store,
-                                             const std::string& token, std::size_t clients, double seconds,
-                                             bool group_commit);
+// <factory_prefix><k>, run claim -> start -> report pass cycles against the
+// target for `seconds` (or until nothing is left to claim). `commits` is
+// left 0 (the caller counts them in a store it can open).
+core::Result<HttpCycles> measure_http_cycles(const HttpTarget& target, std::size_t clients, double seconds);
 
 // Submit-to-claim latency: a claimer is already waiting (claim with wait)
 // when a job is submitted; the time from the submit's start to the claim's
-// answer, p50 over `rounds` rounds, in ms. Needs a product with nothing
-// queued that fits capability `cap`.
-core::Result<double> measure_submit_to_claim(const ScratchServer& server, const std::string& token,
-                                             std::size_t rounds);
+// answer, p50 over `rounds` rounds, in ms. The jobs need capability
+// `capability`, which nothing else queued in the product may fit; their ids
+// are appended to `ids` when given (each is left assigned to
+// <factory_prefix>s2c).
+core::Result<double> measure_submit_to_claim(const HttpTarget& target, const std::string& capability,
+                                             std::size_t rounds, std::vector<std::string>* ids = nullptr);
 
 // The whole HTTP section of the bench, on scratch stores under `root`:
 // `jobs` queued jobs, a server with group commit and one without (each

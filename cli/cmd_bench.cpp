@@ -9,19 +9,19 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <fcntl.h>
 #include <chrono>
 #include <filesystem>
 #include <random>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <thread>
 
 extern char** environ;
 
 #include "cli/command.hpp"
+#include "cli/bench_fleet.hpp"
 #include "cli/bench_http.hpp"
+#include "cli/bench_stats.hpp"
 #include "cli/output.hpp"
 #include "core/json.hpp"
 #include "core/submit.hpp"
@@ -34,18 +34,9 @@ namespace gigafab::cli {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  std::size_t index = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
+using bench::Clock;
+using bench::ms_since;
+using bench::percentile;
 
 core::Manifest bench_manifest(std::mt19937_64& rng) {
   static const std::vector<std::vector<std::string>> k_capsets = {{}, {"linux"}, {"docker", "linux"}, {"macos", "xcode"}};
@@ -265,59 +256,14 @@ Result<ClaimFigures> measure_store(const fs::path& path, std::size_t jobs, std::
   return figures;
 }
 
-struct ConcurrencyFigures {
-  std::size_t claimers = 0;
-  double p50 = 0, p99 = 0, per_second = 0;
-};
-
-// K processes running `gigafab claim` back to back (the real CLI path: process
-// start, store open, reap, claim) until `total` claims have been made.
-Result<ConcurrencyFigures> measure_cli_claimers(const fs::path& path, std::size_t claimers, std::size_t total,
-                                                bool fsync, std::mt19937_64& rng) {
+// K `gigafab claim` processes on a store of `total` queued jobs until it is empty.
+Result<ClaimerFigures> measure_cli_claimers(const fs::path& path, std::size_t claimers, std::size_t total, bool fsync,
+                                            std::mt19937_64& rng) {
   auto store = gitstore::Store::init(path.string(), gitstore::InitOptions{fsync}, "bench");
   if (!store) return store.error();
   if (auto ok = bulk_load(*store, total, rng); !ok) return ok.error();
-  std::string self = fs::read_symlink("/proc/self/exe").string();
-  std::string store_path = path.string();
-  std::vector<std::vector<double>> latencies(claimers);
-  std::vector<std::thread> threads;
-  std::atomic<bool> failed{false};
-  auto start = Clock::now();
-  for (std::size_t k = 0; k < claimers; ++k) {
-    threads.emplace_back([&, k] {
-      std::string factory = "claimer-" + std::to_string(k);
-      const char* argv[] = {self.c_str(), "--store", store_path.c_str(), "--product", "bench", "claim", "--factory", factory.c_str(),
-                            "--caps", "linux,docker,macos,xcode", nullptr};
-      posix_spawn_file_actions_t actions;
-      posix_spawn_file_actions_init(&actions);
-      posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-      posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-      for (std::size_t i = 0; i < total; ++i) {
-        auto t = Clock::now();
-        pid_t pid = 0;
-        if (posix_spawn(&pid, self.c_str(), &actions, nullptr, const_cast<char**>(argv), environ) != 0) {
-          failed = true;
-          break;
-        }
-        int status = 0;
-        waitpid(pid, &status, 0);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) == 6) break;  // the queue is empty
-        if (WEXITSTATUS(status) != 0) {
-          failed = true;
-          break;
-        }
-        latencies[k].push_back(ms_since(t));
-      }
-      posix_spawn_file_actions_destroy(&actions);
-    });
-  }
-  for (auto& t : threads) t.join();
-  double wall = ms_since(start);
-  if (failed) return core::make_error(core::ErrorCode::error, "a bench claimer failed");
-  std::vector<double> all;
-  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  return ConcurrencyFigures{claimers, percentile(all, 0.5), percentile(all, 0.99),
-                            static_cast<double>(all.size()) * 1000.0 / wall};
+  return run_claimer_processes(ClaimerRun{path.string(), "bench", "linux,docker,macos,xcode", "claimer-"}, claimers,
+                               total);
 }
 
 }  // namespace
@@ -325,6 +271,64 @@ Result<ConcurrencyFigures> measure_cli_claimers(const fs::path& path, std::size_
 nlohmann::json cycles_json(const HttpCycles& c) {
   return {{"cyclesPerSecond", c.per_second}, {"p50Ms", c.p50_ms}, {"p99Ms", c.p99_ms},
           {"cycles", c.cycles}, {"commits", c.commits}, {"seconds", c.seconds}};
+}
+
+nlohmann::json claimers_json(const std::vector<ClaimerFigures>& levels) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : levels) {
+    out.push_back({{"claimers", c.claimers}, {"claims", c.claims}, {"p50Ms", c.p50}, {"p99Ms", c.p99},
+                   {"claimsPerSecond", c.per_second}});
+  }
+  return out;
+}
+
+nlohmann::json api_json(const ApiBench& a) {
+  return {{"url", a.url},
+          {"product", a.tag.product},
+          {"capability", a.tag.capability},
+          {"clients", a.cycles.clients},
+          {"submitted", a.submitted},
+          {"submitsPerSecond", a.submits_per_second},
+          {"cycles", cycles_json(a.cycles)},
+          {"claimsPerSecond", a.cycles.per_second},
+          {"submitToClaimP50Ms", a.submit_to_claim_p50_ms},
+          {"shipped", a.finished}};
+}
+
+nlohmann::json remote_json(const RemoteBench& r) {
+  return {{"remote", r.name},
+          {"url", r.url},
+          {"product", r.tag.product},
+          {"capability", r.tag.capability},
+          {"copySeconds", r.copy_seconds},
+          {"submits", r.submits},
+          {"submitP50Ms", r.submit_p50_ms},
+          {"submitP99Ms", r.submit_p99_ms},
+          {"cliClaimers", claimers_json(r.levels)},
+          {"shipped", r.finished}};
+}
+
+void print_api(const ApiBench& a) {
+  std::printf("  the server at %s (product %s, capability %s):\n", a.url.c_str(), a.tag.product.c_str(),
+              a.tag.capability.c_str());
+  std::printf("    submit by %zu HTTP clients:  %8.1f jobs/s (%zu jobs)\n", a.cycles.clients, a.submits_per_second,
+              a.submitted);
+  std::printf("    %zu HTTP clients: %7.1f claims/s (claim->start->report cycles)  p50 %7.1f ms  p99 %7.1f ms  (%zu cycles)\n",
+              a.cycles.clients, a.cycles.per_second, a.cycles.p50_ms, a.cycles.p99_ms, a.cycles.cycles);
+  std::printf("    submit -> waiting claim: p50 %.2f ms\n", a.submit_to_claim_p50_ms);
+  std::printf("    shipped the %zu bench jobs\n", a.finished);
+}
+
+void print_remote(const RemoteBench& r) {
+  std::printf("  remote '%s' (%s; product %s, capability %s), from a new local copy (made in %.2f s):\n",
+              r.name.c_str(), r.url.c_str(), r.tag.product.c_str(), r.tag.capability.c_str(), r.copy_seconds);
+  std::printf("    submit, one writer:         p50 %7.2f ms  p99 %7.2f ms  (%zu jobs, each a fetch and a push)\n",
+              r.submit_p50_ms, r.submit_p99_ms, r.submits);
+  for (const auto& c : r.levels) {
+    std::printf("    %zu CLI claimer process(es):  p50 %7.2f ms  p99 %7.2f ms  %7.1f claims/s\n", c.claimers, c.p50,
+                c.p99, c.per_second);
+  }
+  std::printf("    shipped the %zu bench jobs\n", r.finished);
 }
 
 Runner define_bench(CLI::App& app, Context&) {
@@ -360,9 +364,33 @@ Runner define_bench(CLI::App& app, Context&) {
                  "HTTP clients against a scratch gigafab serve, with and without group commit (default 16; 0: skip)");
   app.add_option("--http-seconds", opts->http_seconds, "seconds each HTTP measurement runs (default 5)");
   app.add_option("--http-jobs", opts->http_jobs, "queued jobs in each HTTP store (default 2000)");
+  app.footer(
+      "With the global --api URL (and --token T), bench also measures that gigafab serve: --http-clients clients "
+      "submit --http-jobs jobs, then run claim->start->report cycles for --http-seconds, then the submit-to-waiting-"
+      "claim latency. With --remote NAME (of --store's store), it measures the fleet on that git remote from a new "
+      "local copy: submits, then --cli-claims claims per --claimers level by CLI processes. Either way the jobs go "
+      "to product gigafab-bench, need a capability made up for the run, and are shipped when done.");
   app.add_flag("--keep", opts->keep, "leave the scratch stores there (to profile or inspect them) and print where");
   return [opts](Context& ctx) -> Result<void> {
-    if (auto ok = ctx.require_local("bench"); !ok) return ok.error();
+    const std::string api = ctx.globals.api;
+    const bool remote = !ctx.globals.remote.empty();
+    if (!api.empty() && remote) {
+      return core::make_error(core::ErrorCode::usage, "bench measures one real fleet at a time: give --api or --remote, not both");
+    }
+    if (!api.empty() && opts->http_clients == 0) {
+      return core::make_error(core::ErrorCode::usage, "bench --api needs --http-clients of 1 or more");
+    }
+    if (!api.empty()) {
+      if (auto ok = probe_api_bench(api, ctx.globals.token); !ok) return ok.error();
+    }
+    // --remote: the store whose coordinating remote is measured (opened, and
+    // the remote fetched, before anything is measured).
+    gitstore::LocalFleet* home = nullptr;
+    if (remote) {
+      auto local = ctx.local_fleet("bench");
+      if (!local) return local.error();
+      home = *local;
+    }
     // The in-process scratch stores are loaded in bulk and thrown away: a
     // background gc of them would only take CPU from what is measured.
     gitstore::set_background_gc(nullptr);
@@ -431,7 +459,7 @@ Runner define_bench(CLI::App& app, Context&) {
     if (!baseline) return baseline.error();
     auto fdatasync_us = gitstore::fdatasync_p50_us(root.string(), 200);
     if (!fdatasync_us) return fdatasync_us.error();
-    std::vector<ConcurrencyFigures> concurrency;
+    std::vector<ClaimerFigures> concurrency;
     for (std::size_t k : opts->claimers) {
       if (k == 0 || k > 64) return core::make_error(core::ErrorCode::usage, "--claimers takes 1 to 64 processes");
       auto figures = measure_cli_claimers(root / ("claimers-" + std::to_string(k)), k, opts->cli_claims, opts->fsync, rng);
@@ -455,6 +483,21 @@ Runner define_bench(CLI::App& app, Context&) {
       http = *measured;
     }
 
+    // The real fleets, when asked for.
+    std::optional<ApiBench> api_bench;
+    if (!api.empty()) {
+      auto measured = run_api_bench(api, ctx.globals.token, opts->http_clients, opts->http_seconds, opts->http_jobs);
+      if (!measured) return measured.error();
+      api_bench = *measured;
+    }
+    std::optional<RemoteBench> remote_bench;
+    if (home) {
+      auto measured = run_remote_bench(home->store(), root.string(), opts->claimers, opts->cli_claims, opts->fsync,
+                                       Context::actor());
+      if (!measured) return measured.error();
+      remote_bench = *measured;
+    }
+
     if (ctx.globals.json) {
       auto fig = [](const ClaimFigures& f) {
         return nlohmann::json{{"jobs", f.jobs},
@@ -471,10 +514,7 @@ Runner define_bench(CLI::App& app, Context&) {
                               {"showCliP50Ms", f.show_cli_p50},
                               {"showInProcessP50Ms", f.show_p50}};
       };
-      nlohmann::json levels = nlohmann::json::array();
-      for (const auto& c : concurrency) {
-        levels.push_back({{"claimers", c.claimers}, {"p50Ms", c.p50}, {"p99Ms", c.p99}, {"claimsPerSecond", c.per_second}});
-      }
+      nlohmann::json levels = claimers_json(concurrency);
       print_json({{"fsync", opts->fsync},
                   {"fdatasyncP50Us", *fdatasync_us},
                   {"baselineCommitsPerSecond", *baseline},
@@ -500,7 +540,9 @@ Runner define_bench(CLI::App& app, Context&) {
                                                                        ? http->grouped.per_second / http->single.per_second
                                                                        : 0},
                                                  {"submitToClaimP50Ms", http->submit_to_claim_p50_ms}}
-                                : nlohmann::json(nullptr)}});
+                                : nlohmann::json(nullptr)},
+                  {"api", api_bench ? api_json(*api_bench) : nlohmann::json(nullptr)},
+                  {"remote", remote_bench ? remote_json(*remote_bench) : nlohmann::json(nullptr)}});
       return {};
     }
     std::printf("gigafab bench (%s, one in-process writer)\n", opts->fsync ? "fsync on" : "fsync off");
@@ -541,6 +583,8 @@ Runner define_bench(CLI::App& app, Context&) {
                   http->single.per_second > 0 ? http->grouped.per_second / http->single.per_second : 0);
       std::printf("  submit -> waiting claim via serve: p50 %.2f ms\n", http->submit_to_claim_p50_ms);
     }
+    if (api_bench) print_api(*api_bench);
+    if (remote_bench) print_remote(*remote_bench);
     return {};
   };
 }

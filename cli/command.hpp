@@ -59,7 +59,7 @@ class Context {
   // otherwise (operations only the store's owner may run, like `token`).
   Result<gitstore::LocalFleet*> local_fleet(std::string_view command);
   // A usage error naming `command` when --api is set: for commands that work
-  // on a store directly (init, gc) or on scratch stores (bench).
+  // on a store directly (init, gc, token, serve).
   Result<void> require_local(std::string_view command) const;
   // The identity recorded in audit trailers: GIGAFAB_ACTOR, else user@host.
   static std::string actor();

@@ -41,7 +41,7 @@ constexpr std::array k_commands = {
             define_metrics},
     Command{"profile", "the persona catalog: list, show", Needs::nothing, define_profile},
     Command{"gc", "repack the store and drop unreferenced objects", Needs::store, define_gc},
-    Command{"bench", "measure this machine's store (scratch stores, never a real one)", Needs::nothing, define_bench},
+    Command{"bench", "measure this machine's store on scratch stores, and a real fleet only when asked (--api, --remote)", Needs::nothing, define_bench},
     Command{"completion", "print a shell completion script (bash, zsh, fish)", Needs::nothing, define_completion},
 };
 

@@ -1678,6 +1678,7 @@ Result<Store> Store::init_from_remote(const std::string& path, const std::string
 
 std::string Store::remote_name() const { return m_impl->remote ? m_impl->remote->name : ""; }
 std::string Store::remote_url() const { return m_impl->remote ? remote::redact(m_impl->remote->url) : ""; }
+std::string Store::remote_location() const { return m_impl->remote ? m_impl->remote->url : ""; }
 
 Result<void> Store::use_remote(const std::string& name) {
   auto endpoint = remote::lookup(m_impl->repo, name);

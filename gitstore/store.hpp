@@ -159,6 +159,9 @@ class Store {
   // The coordinating remote's name ("" when none) and URL (redacted).
   std::string remote_name() const;
   std::string remote_url() const;
+  // The coordinating remote's URL as configured, user-info and all: only to
+  // make another local copy of the fleet (bench --remote), never to show.
+  std::string remote_location() const;
   // Uses remote `name` for this process instead of gigafab.remote.
   Result<void> use_remote(const std::string& name);
   // Reads then use the local copy without fetching (see last_fetch()).

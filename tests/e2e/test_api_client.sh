@@ -318,7 +318,7 @@ want 2
 expect_err "--api wants the server's URL"
 
 # ---- local-only commands -------------------------------------------------------------------------
-for cmd in "init $TEST_DIR/x" gc "bench --jobs 10 --small 10 --claims 1 --submits 1" "token list" \
+for cmd in "init $TEST_DIR/x" gc "token list" \
   "token create --operator" "metrics --prometheus" "serve --listen 127.0.0.1:0"; do
   # shellcheck disable=SC2086
   run api $cmd
