@@ -102,7 +102,7 @@ std::vector<std::pair<const std::string*, const JobRow*>> JobRowCache::used() co
 
 JobRow job_row(const Job& job) {
   return {job.id, job.product, job.stage, job.created_at,
-          job_to_json(job).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)};
+          job_json_text(job)};
 }
 
 Result<void> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobListing& listing) {
