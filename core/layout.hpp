@@ -43,6 +43,7 @@ inline constexpr std::int64_t k_format_version = 2;
 std::string job_shard(std::string_view id);
 std::string job_dir(std::string_view id);
 std::string job_doc(std::string_view id);
+inline constexpr const char* k_job_doc_name = "job.toml";  // job_doc() is job_dir() + "/" + this
 std::string job_body(std::string_view id);
 std::string job_lease(std::string_view id);
 std::string job_runs_dir(std::string_view id);

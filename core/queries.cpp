@@ -1,6 +1,9 @@
 #include "core/queries.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -105,35 +108,103 @@ JobRow job_row(const Job& job) {
           job_json_text(job)};
 }
 
+namespace {
+
+// Rows of the jobs a listing found no cached row for, made on up to two
+// threads: each reads a job's document (one read at a time: a Snapshot is not
+// safe to read from two threads at once) and parses and renders it while
+// the other reads. The parse and the JSON are most of a cold listing.
+struct Miss {
+  std::string id;
+  std::string key;
+  std::optional<JobRow> row;  // empty when the directory holds no job document
+};
+
+Result<void> make_rows(const Snapshot& snap, std::vector<Miss>& misses) {
+  std::mutex read_mutex;
+  std::atomic<std::size_t> next{0};
+  std::mutex error_mutex;
+  std::optional<Error> failure;  // under error_mutex
+  std::atomic<bool> failed{false};
+  auto fail = [&](const Error& e) {
+    std::lock_guard lock(error_mutex);
+    if (!failure) failure = e;
+    failed = true;
+  };
+  auto work = [&] {
+    // A block of documents read under one lock, then parsed outside it.
+    constexpr std::size_t k_block = 64;
+    std::vector<std::optional<std::string>> texts;
+    for (;;) {
+      std::size_t begin = next.fetch_add(k_block);
+      if (begin >= misses.size()) return;
+      std::size_t end = std::min(begin + k_block, misses.size());
+      texts.clear();
+      {
+        std::lock_guard lock(read_mutex);
+        if (failed.load()) return;
+        for (std::size_t i = begin; i < end; ++i) {
+          auto text = snap.read_in(layout::job_dir(misses[i].id), misses[i].key, layout::k_job_doc_name);
+          if (!text) return fail(text.error());
+          texts.push_back(std::move(*text));
+        }
+      }
+      for (std::size_t i = begin; i < end; ++i) {
+        const auto& text = texts[i - begin];
+        if (!text) continue;
+        auto job = job_from_toml(*text, layout::job_doc(misses[i].id));
+        if (!job) return fail(job.error());
+        misses[i].row = job_row(*job);
+      }
+    }
+  };
+  // A second thread pays off only for a listing with many jobs to parse.
+  constexpr std::size_t k_parallel_from = 256;
+  if (misses.size() >= k_parallel_from && std::thread::hardware_concurrency() > 1) {
+    std::thread helper(work);
+    work();
+    helper.join();
+  } else {
+    work();
+  }
+  if (failure) return *failure;
+  return {};
+}
+
+}  // namespace
+
 Result<void> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobListing& listing) {
   JobRowCache& cache = *listing.cache;
   std::deque<JobRow>& scratch = listing.scratch;
   std::vector<const JobRow*>& out = listing.rows;
   out.clear();
+  auto keep = [&](const JobRow* row) {
+    if (!filter.product.empty() && row->product != filter.product) return;
+    if (!filter.stages.empty() &&
+        std::find(filter.stages.begin(), filter.stages.end(), row->stage) == filter.stages.end()) {
+      return;
+    }
+    out.push_back(row);
+  };
   auto shards = snap.list(layout::k_jobs);
   if (!shards) return shards.error();
+  std::vector<Miss> misses;
   for (const auto& shard : *shards) {
     auto entries = snap.list_with_ids(std::string(layout::k_jobs) + "/" + shard);
     if (!entries) return entries.error();
     for (auto& [id, key] : *entries) {
       const JobRow* row = key.empty() ? nullptr : cache.find(key);
-      if (!row) {
-        auto job = find_job(snap, id);
-        if (!job) return job.error();
-        if (!*job) continue;
-        if (key.empty()) {
-          row = &scratch.emplace_back(job_row(**job));
-        } else {
-          row = cache.put(std::move(key), job_row(**job));
-        }
+      if (row) {
+        keep(row);
+      } else {
+        misses.push_back(Miss{std::move(id), std::move(key), std::nullopt});
       }
-      if (!filter.product.empty() && row->product != filter.product) continue;
-      if (!filter.stages.empty() &&
-          std::find(filter.stages.begin(), filter.stages.end(), row->stage) == filter.stages.end()) {
-        continue;
-      }
-      out.push_back(row);
     }
+  }
+  if (auto ok = make_rows(snap, misses); !ok) return ok;
+  for (Miss& miss : misses) {
+    if (!miss.row) continue;
+    keep(miss.key.empty() ? &scratch.emplace_back(std::move(*miss.row)) : cache.put(std::move(miss.key), std::move(*miss.row)));
   }
   std::sort(out.begin(), out.end(), [](const JobRow* a, const JobRow* b) {
     return a->created_at != b->created_at ? a->created_at < b->created_at : a->id < b->id;

@@ -23,6 +23,14 @@ Result<std::vector<Snapshot::Entry>> Snapshot::list_with_ids(std::string_view di
   return out;
 }
 
+Result<std::optional<std::string>> Snapshot::read_in(std::string_view dir, std::string_view,
+                                                    std::string_view name) const {
+  std::string path(dir);
+  path += '/';
+  path += name;
+  return read(path);
+}
+
 Result<std::string> Snapshot::id_of(std::string_view dir, std::string_view name) const {
   auto entries = list_with_ids(dir);
   if (!entries) return entries.error();

@@ -240,6 +240,26 @@ class TreeSnapshot final : public core::Snapshot {
     return out;
   }
 
+  Result<std::optional<std::string>> read_in(std::string_view dir, std::string_view dir_id,
+                                             std::string_view name) const override {
+    git_oid oid;
+    if (dir_id.size() != GIT_OID_HEXSZ || git_oid_fromstrn(&oid, dir_id.data(), dir_id.size()) < 0) {
+      return Snapshot::read_in(dir, dir_id, name);
+    }
+    TreeHandle tree;
+    if (lookup_racing_merges(m_repo, [&] { return git_tree_lookup(tree.out(), m_repo, &oid); }) < 0) {
+      return git_failure("cannot read " + std::string(dir));
+    }
+    const git_tree_entry* entry = git_tree_entry_byname(tree.get(), std::string(name).c_str());
+    if (!entry || git_tree_entry_type(entry) != GIT_OBJECT_BLOB) return std::optional<std::string>{};
+    BlobHandle blob;
+    if (lookup_racing_merges(m_repo, [&] { return git_blob_lookup(blob.out(), m_repo, git_tree_entry_id(entry)); }) < 0) {
+      return git_failure("cannot read " + std::string(dir) + "/" + std::string(name));
+    }
+    const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
+    return std::optional<std::string>{std::string(data, static_cast<std::size_t>(git_blob_rawsize(blob.get())))};
+  }
+
   // One entry looked up by name: no listing, one id formatted.
   Result<std::string> id_of(std::string_view dir, std::string_view name) const override {
     auto tree = tree_for(dir);

@@ -12,8 +12,10 @@
 #include <string>
 
 #include "core/json.hpp"
+#include "core/layout.hpp"
 #include "core/manifest.hpp"
 #include "core/queries.hpp"
+#include "core/submit.hpp"
 #include "gitstore/list_cache.hpp"
 #include "gitstore/local_fleet.hpp"
 #include "gitstore/store.hpp"
@@ -172,4 +174,54 @@ TEST_CASE("list cache: loaded rows keep their JSON in the file; the document wri
     if (!*more) break;
   }
   CHECK(after == whole);
+}
+
+TEST_CASE("list document: a cold listing of many jobs (parsed on two threads) is the same bytes; a corrupt job fails it") {
+  ScratchFleet s;
+  // Enough jobs to be parsed by two threads, in one commit.
+  auto committed = s.fleet->store().transact(
+      [&](const core::Snapshot& snap) -> core::Result<core::Change> {
+        core::Change all;
+        for (int i = 0; i < 700; ++i) {
+          core::OverlaySnapshot view(snap, all);
+          auto manifest = core::parse_manifest("---\ntitle: bulk " + std::to_string(i) + "\n---\nbody\n", "test");
+          REQUIRE(manifest.ok());
+          core::SubmitRequest request{*manifest, i % 2 ? "alpha" : "beta", std::nullopt, "tester"};
+          auto result = core::submit(view, request, 1'764'000'000'000 + i, static_cast<std::uint64_t>(i) * 7919 + 1);
+          REQUIRE(result.ok());
+          for (auto& [path, content] : result->change.writes) all.writes[path] = std::move(content);
+        }
+        all.summary = "bulk";
+        all.trailers = {{"Gigafab-Op", "bulk"}};
+        return all;
+      },
+      "tester");
+  REQUIRE(committed.ok());
+  core::JobFilter all;
+  const std::string parsed = s.parsed_document(all);
+  CHECK(s.cached_document(all) == parsed);  // cold
+  CHECK(gitstore::load_list_cache(s.cache_file()).size() == 700);
+  CHECK(s.cached_document(all) == parsed);  // warm
+  core::JobFilter alpha{"alpha", {}};
+  std::filesystem::remove(s.cache_file());
+  CHECK(s.cached_document(alpha) == s.parsed_document(alpha));
+
+  // One job document that does not parse: the listing fails, naming it.
+  auto jobs = s.fleet->list(all);
+  REQUIRE(jobs.ok());
+  const std::string broken = core::layout::job_doc((*jobs)[350].id);
+  auto wrote = s.fleet->store().transact(
+      [&](const core::Snapshot&) -> core::Result<core::Change> {
+        core::Change change;
+        change.put(broken, "not = [toml");
+        change.summary = "break one job";
+        change.trailers = {{"Gigafab-Op", "break"}};
+        return change;
+      },
+      "tester");
+  REQUIRE(wrote.ok());
+  std::filesystem::remove(s.cache_file());
+  auto listing = s.fleet->list_document(all);
+  REQUIRE_FALSE(listing.ok());
+  CHECK(listing.error().message.find(broken) != std::string::npos);
 }

@@ -1011,6 +1011,35 @@ TEST_CASE("a snapshot names an entry's git id without listing its directory; not
   CHECK(no_id->empty());
 }
 
+TEST_CASE("a snapshot reads a file in a directory found by its id, as read() of the path does") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  commit_ok(store, put("jobs/ab/j-1/job.toml", "stage = \"queued\"\n"));
+  commit_ok(store, put("jobs/ab/j-1/lease.toml", "epoch = 1\n"));
+  auto snap = store.snapshot();
+  REQUIRE(snap.ok());
+  auto dir_id = (*snap)->id_of("jobs/ab", "j-1");
+  REQUIRE(dir_id.ok());
+  REQUIRE(dir_id->size() == 40);
+  for (const char* name : {"job.toml", "lease.toml", "missing.toml"}) {
+    auto by_id = (*snap)->read_in("jobs/ab/j-1", *dir_id, name);
+    auto by_path = (*snap)->read(std::string("jobs/ab/j-1/") + name);
+    REQUIRE(by_id.ok());
+    REQUIRE(by_path.ok());
+    CHECK(*by_id == *by_path);
+  }
+  CHECK((*snap)->read_in("jobs/ab/j-1", *dir_id, "job.toml")->value() == "stage = \"queued\"\n");
+  // No id (an overlay, memory): the path is read.
+  auto no_id = (*snap)->read_in("jobs/ab/j-1", "", "lease.toml");
+  REQUIRE(no_id.ok());
+  CHECK(no_id->value() == "epoch = 1\n");
+  // An id of nothing in the store: an error, not an empty read.
+  CHECK_FALSE((*snap)->read_in("jobs/ab/j-1", std::string(40, 'e'), "job.toml").ok());
+  core::MemorySnapshot memory(std::map<std::string, std::string>{{"a/b.txt", "x"}});
+  CHECK(memory.read_in("a", "", "b.txt")->value() == "x");
+}
+
 TEST_CASE("group commit with deferred maintenance: packs pile up until maintain() merges them") {
   TempDir tmp;
   std::string path = tmp / "store";
