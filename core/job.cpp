@@ -1,5 +1,8 @@
 #include "core/job.hpp"
 
+#include <charconv>
+#include <map>
+#include <set>
 #include <sstream>
 #include "core/toml_schema.hpp"
 
@@ -106,7 +109,255 @@ std::string job_to_toml(const Job& job) {
   return out.str();
 }
 
+namespace {
+
+// The fast path of job_from_toml: the documents job_to_toml writes, read
+// without a TOML DOM. It takes only a strict subset of TOML, line by line:
+// `key = value` under the root, [budget] or [repo]; values a literal string
+// ('...'), a basic string without escapes ("..."), an integer, a float, a
+// boolean, or a one-line array of such strings; printable ASCII only. Each
+// known key must hold the type job_to_toml gives it. Anything else (comments,
+// escapes, non-ASCII text, other keys, a key twice, a value it cannot
+// judge) returns nullopt, and toml++ reads the document instead, so what is
+// accepted and every error message stay toml++'s.
+class PlainJobReader {
+ public:
+  std::optional<Job> read(std::string_view text) {
+    for (unsigned char c : text) {
+      if (c != '\n' && (c < 0x20 || c > 0x7e)) return std::nullopt;
+    }
+    std::string_view table;
+    while (!text.empty()) {
+      std::size_t nl = text.find('\n');
+      std::string_view line = text.substr(0, nl);
+      text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+      if (line.empty()) continue;
+      if (line.front() == '[') {
+        if (line == "[budget]" || line == "[repo]") {
+          table = line.substr(1, line.size() - 2);
+          if (!m_tables.insert(std::string(table)).second) return std::nullopt;
+          continue;
+        }
+        return std::nullopt;
+      }
+      if (!member(table, line)) return std::nullopt;
+    }
+    return finish();
+  }
+
+ private:
+  static std::string_view trim(std::string_view v) {
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+    return v;
+  }
+  // A whole literal or escape-free basic string; nullopt otherwise.
+  static std::optional<std::string> string_value(std::string_view v) {
+    if (v.size() < 2 || (v.front() != '\'' && v.front() != '"') || v.back() != v.front()) return std::nullopt;
+    std::string_view inner = v.substr(1, v.size() - 2);
+    // No quote of its own kind inside (that includes ''' and """, which open
+    // multi-line strings), and no escapes.
+    if (inner.find(v.front()) != std::string_view::npos) return std::nullopt;
+    if (v.front() == '"' && inner.find('\\') != std::string_view::npos) return std::nullopt;
+    return std::string(inner);
+  }
+  static bool all_digits(std::string_view v) {
+    if (v.empty()) return false;
+    for (char c : v) {
+      if (c < '0' || c > '9') return false;
+    }
+    return true;
+  }
+  static std::optional<std::int64_t> integer_value(std::string_view v) {
+    std::string_view digits = v;
+    if (digits.front() == '-' || digits.front() == '+') digits.remove_prefix(1);
+    if (!all_digits(digits) || (digits.size() > 1 && digits.front() == '0')) return std::nullopt;
+    if (v.front() == '+') v.remove_prefix(1);
+    std::int64_t out = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+    if (ec != std::errc() || end != v.data() + v.size()) return std::nullopt;
+    return out;
+  }
+  // A float as TOML writes one: an integer part, then a fraction (.digits)
+  // and/or an exponent (e, an optional sign, digits). Integers, inf and nan
+  // are left to toml++.
+  static std::optional<double> float_value(std::string_view v) {
+    std::string_view rest = v;
+    if (rest.front() == '-' || rest.front() == '+') rest.remove_prefix(1);
+    std::size_t int_end = rest.find_first_not_of("0123456789");
+    std::string_view int_part = rest.substr(0, int_end);
+    if (!all_digits(int_part) || (int_part.size() > 1 && int_part.front() == '0')) return std::nullopt;
+    rest.remove_prefix(int_part.size());
+    bool fraction = false, exponent = false;
+    if (!rest.empty() && rest.front() == '.') {
+      rest.remove_prefix(1);
+      std::size_t end = rest.find_first_not_of("0123456789");
+      if (!all_digits(rest.substr(0, end))) return std::nullopt;
+      rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+      fraction = true;
+    }
+    if (!rest.empty() && (rest.front() == 'e' || rest.front() == 'E')) {
+      rest.remove_prefix(1);
+      if (!rest.empty() && (rest.front() == '-' || rest.front() == '+')) rest.remove_prefix(1);
+      if (!all_digits(rest)) return std::nullopt;
+      rest = {};
+      exponent = true;
+    }
+    if (!rest.empty() || (!fraction && !exponent)) return std::nullopt;
+    if (v.front() == '+') v.remove_prefix(1);
+    double out = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+    if (ec != std::errc() || end != v.data() + v.size()) return std::nullopt;
+    return out;
+  }
+  static std::optional<std::vector<std::string>> strings_value(std::string_view v) {
+    if (v.size() < 2 || v.front() != '[' || v.back() != ']') return std::nullopt;
+    std::string_view inner = trim(v.substr(1, v.size() - 2));
+    std::vector<std::string> out;
+    while (!inner.empty()) {
+      char quote = inner.front();
+      if (quote != '\'' && quote != '"') return std::nullopt;
+      std::size_t close = inner.find(quote, 1);
+      if (close == std::string_view::npos) return std::nullopt;
+      auto item = string_value(inner.substr(0, close + 1));
+      if (!item) return std::nullopt;
+      out.push_back(std::move(*item));
+      inner = trim(inner.substr(close + 1));
+      if (inner.empty()) break;
+      if (inner.front() != ',') return std::nullopt;
+      inner = trim(inner.substr(1));
+      if (inner.empty()) return std::nullopt;  // a trailing comma: toml++ decides
+    }
+    return out;
+  }
+
+  bool member(std::string_view table, std::string_view line) {
+    std::size_t eq = line.find('=');
+    if (eq == std::string_view::npos) return false;
+    std::string_view key = trim(line.substr(0, eq));
+    std::string_view value = trim(line.substr(eq + 1));
+    if (key.empty() || value.empty()) return false;
+    for (char c : key) {
+      if (!((c >= 'a' && c <= 'z') || c == '_')) return false;
+    }
+    std::string full = table.empty() ? std::string(key) : std::string(table) + "." + std::string(key);
+    if (!m_keys.insert(full).second) return false;  // a key twice
+    static const char* const k_strings[] = {"id", "product", "title", "stage", "priority", "profile",
+                                            "idempotency_key", "engine", "last_factory", "checkpoint", "reason",
+                                            "created_at", "updated_at", "budget.wall", "repo.url", "repo.base"};
+    static const char* const k_integers[] = {"profile_version", "lease_epoch", "rev", "attempts", "max_attempts",
+                                             "event_seq", "spent_tokens", "budget.tokens"};
+    for (const char* name : k_strings) {
+      if (full == name) {
+        auto v = string_value(value);
+        if (!v) return false;
+        m_strings[full] = std::move(*v);
+        return true;
+      }
+    }
+    for (const char* name : k_integers) {
+      if (full == name) {
+        auto v = integer_value(value);
+        if (!v) return false;
+        m_integers[full] = *v;
+        return true;
+      }
+    }
+    if (full == "spent_usd" || full == "budget.usd") {
+      auto v = float_value(value);
+      if (!v) return false;
+      m_floats[full] = *v;
+      return true;
+    }
+    if (full == "review") {
+      if (value != "true" && value != "false") return false;
+      m_review = value == "true";
+      return true;
+    }
+    if (full == "capabilities" || full == "deps") {
+      auto v = strings_value(value);
+      if (!v) return false;
+      (full == "deps" ? m_deps : m_capabilities) = std::move(*v);
+      return true;
+    }
+    return false;  // a key job_to_toml does not write
+  }
+
+  std::string str(const char* key) const {
+    auto it = m_strings.find(key);
+    return it == m_strings.end() ? std::string() : it->second;
+  }
+  std::int64_t num(const char* key) const {
+    auto it = m_integers.find(key);
+    return it == m_integers.end() ? 0 : it->second;
+  }
+
+  // The same defaults and checks as the toml++ path; a document that fails
+  // one is left to it, for its message.
+  std::optional<Job> finish() const {
+    Job job;
+    job.id = str("id");
+    if (job.id.empty()) return std::nullopt;
+    job.product = str("product");
+    job.title = str("title");
+    auto stage = parse_stage(str("stage"));
+    auto priority = parse_priority(str("priority"));
+    if (!stage || !priority) return std::nullopt;
+    job.stage = *stage;
+    job.priority = *priority;
+    job.capabilities = m_capabilities;
+    job.deps = m_deps;
+    job.profile = str("profile");
+    job.profile_version = num("profile_version");
+    job.idempotency_key = str("idempotency_key");
+    job.review = m_review;
+    job.lease_epoch = num("lease_epoch");
+    job.rev = num("rev");
+    job.attempts = num("attempts");
+    job.max_attempts = num("max_attempts");
+    job.engine = str("engine");
+    job.last_factory = str("last_factory");
+    job.checkpoint = str("checkpoint");
+    job.reason = str("reason");
+    job.event_seq = num("event_seq");
+    if (auto it = m_floats.find("spent_usd"); it != m_floats.end()) job.spent_usd = it->second;
+    job.spent_tokens = num("spent_tokens");
+    auto created = parse_time(str("created_at"));
+    auto updated = parse_time(str("updated_at"));
+    if (!created || !updated) return std::nullopt;
+    job.created_at = *created;
+    job.updated_at = *updated;
+    if (auto it = m_floats.find("budget.usd"); it != m_floats.end()) job.budget.usd = it->second;
+    if (auto it = m_strings.find("budget.wall"); it != m_strings.end()) {
+      auto seconds = parse_duration(it->second);
+      if (!seconds) return std::nullopt;
+      job.budget.wall_seconds = *seconds;
+    }
+    if (auto it = m_integers.find("budget.tokens"); it != m_integers.end()) job.budget.tokens = it->second;
+    job.repo.url = str("repo.url");
+    job.repo.base = str("repo.base");
+    return job;
+  }
+
+  std::set<std::string> m_tables;
+  std::set<std::string> m_keys;
+  std::map<std::string, std::string, std::less<>> m_strings;
+  std::map<std::string, std::int64_t, std::less<>> m_integers;
+  std::map<std::string, double, std::less<>> m_floats;
+  std::vector<std::string> m_capabilities, m_deps;
+  bool m_review = false;
+};
+
+}  // namespace
+
+std::optional<Job> job_from_plain_toml(std::string_view text) { return PlainJobReader().read(text); }
+
 Result<Job> job_from_toml(std::string_view text, std::string_view origin) {
+  if (auto plain = job_from_plain_toml(text)) return std::move(*plain);
+  return job_from_toml_generic(text, origin);
+}
+
+Result<Job> job_from_toml_generic(std::string_view text, std::string_view origin) {
   auto corrupt = [&](std::string why) {
     return make_error(ErrorCode::error, "corrupt job document " + std::string(origin) + ": " + why);
   };

@@ -76,6 +76,13 @@ struct Job {
 // job.toml <-> Job. Parsing fails with ErrorCode::error naming the document:
 // a malformed job document means a corrupt store, not bad user input.
 std::string job_to_toml(const Job& job);
+// What job_to_toml writes is read by a strict line reader without a TOML DOM
+// (a cold `list` parses every job); any other document goes to toml++, which
+// decides what is valid and words every error.
 Result<Job> job_from_toml(std::string_view text, std::string_view origin);
+// The two paths alone (the tests compare them): the line reader (nullopt for
+// a document it leaves to toml++) and toml++.
+std::optional<Job> job_from_plain_toml(std::string_view text);
+Result<Job> job_from_toml_generic(std::string_view text, std::string_view origin);
 
 }  // namespace gigafab::core
