@@ -111,6 +111,91 @@ std::string job_to_toml(const Job& job) {
 
 namespace {
 
+// A Job from a document's fields, by dotted key ("budget.usd"): the one place
+// that maps job.toml's keys onto the Job, for both readers. A missing or
+// mistyped field is its default. Errors come in the order toml++'s path has
+// always reported them.
+template <typename Fields>
+Result<Job> job_from_fields(const Fields& f, std::string_view origin) {
+  auto corrupt = [&](std::string why) {
+    return make_error(ErrorCode::error, "corrupt job document " + std::string(origin) + ": " + why);
+  };
+  auto str = [&](const char* key) { return f.string(key).value_or(std::string{}); };
+  auto num = [&](const char* key) { return f.integer(key).value_or(0); };
+  Job job;
+  job.id = str("id");
+  job.product = str("product");
+  job.title = str("title");
+  auto stage = parse_stage(str("stage"));
+  if (!stage) return corrupt(stage.error().message);
+  job.stage = *stage;
+  auto priority = parse_priority(str("priority"));
+  if (!priority) return corrupt(priority.error().message);
+  job.priority = *priority;
+  job.capabilities = f.strings("capabilities");
+  job.deps = f.strings("deps");
+  job.profile = str("profile");
+  job.profile_version = num("profile_version");
+  job.idempotency_key = str("idempotency_key");
+  job.review = f.boolean("review").value_or(false);
+  job.lease_epoch = num("lease_epoch");
+  job.rev = num("rev");
+  job.attempts = num("attempts");
+  job.max_attempts = num("max_attempts");
+  job.engine = str("engine");
+  job.last_factory = str("last_factory");
+  job.checkpoint = str("checkpoint");
+  job.reason = str("reason");
+  job.event_seq = num("event_seq");
+  job.spent_usd = f.real("spent_usd").value_or(0.0);
+  job.spent_tokens = num("spent_tokens");
+  auto created = parse_time(str("created_at"));
+  auto updated = parse_time(str("updated_at"));
+  if (!created || !updated) return corrupt("bad created_at/updated_at");
+  job.created_at = *created;
+  job.updated_at = *updated;
+  job.budget.usd = f.real("budget.usd");
+  if (auto wall = f.string("budget.wall")) {
+    auto seconds = parse_duration(*wall);
+    if (!seconds) return corrupt(seconds.error().message);
+    job.budget.wall_seconds = *seconds;
+  }
+  job.budget.tokens = f.integer("budget.tokens");
+  job.repo.url = str("repo.url");
+  job.repo.base = str("repo.base");
+  if (job.id.empty()) return corrupt("missing id");
+  return job;
+}
+
+// A parsed toml++ table as fields.
+class TomlFields {
+ public:
+  explicit TomlFields(const toml::table& t) : m_t(t) {}
+  std::optional<std::string> string(std::string_view key) const { return node(key).value<std::string>(); }
+  std::optional<std::int64_t> integer(std::string_view key) const { return node(key).value<std::int64_t>(); }
+  std::optional<double> real(std::string_view key) const { return node(key).value<double>(); }
+  std::optional<bool> boolean(std::string_view key) const { return node(key).value<bool>(); }
+  std::vector<std::string> strings(std::string_view key) const {
+    std::vector<std::string> out;
+    if (const toml::array* arr = node(key).as_array()) {
+      for (const auto& item : *arr) out.push_back(item.value_or(std::string{}));
+    }
+    return out;
+  }
+
+ private:
+  toml::node_view<const toml::node> node(std::string_view key) const {
+    auto dot = key.find('.');
+    if (dot == std::string_view::npos) return m_t[key];
+    return m_t[key.substr(0, dot)][key.substr(dot + 1)];
+  }
+  const toml::table& m_t;
+};
+
+}  // namespace
+
+namespace {
+
 // The fast path of job_from_toml: the documents job_to_toml writes, read
 // without a TOML DOM. It takes only a strict subset of TOML, line by line:
 // `key = value` under the root, [budget] or [repo]; values a literal string
@@ -283,61 +368,9 @@ class PlainJobReader {
     return false;  // a key job_to_toml does not write
   }
 
-  std::string str(const char* key) const {
-    auto it = m_strings.find(key);
-    return it == m_strings.end() ? std::string() : it->second;
-  }
-  std::int64_t num(const char* key) const {
-    auto it = m_integers.find(key);
-    return it == m_integers.end() ? 0 : it->second;
-  }
-
-  // The same defaults and checks as the toml++ path; a document that fails
-  // one is left to it, for its message.
-  std::optional<Job> finish() const {
-    Job job;
-    job.id = str("id");
-    if (job.id.empty()) return std::nullopt;
-    job.product = str("product");
-    job.title = str("title");
-    auto stage = parse_stage(str("stage"));
-    auto priority = parse_priority(str("priority"));
-    if (!stage || !priority) return std::nullopt;
-    job.stage = *stage;
-    job.priority = *priority;
-    job.capabilities = m_capabilities;
-    job.deps = m_deps;
-    job.profile = str("profile");
-    job.profile_version = num("profile_version");
-    job.idempotency_key = str("idempotency_key");
-    job.review = m_review;
-    job.lease_epoch = num("lease_epoch");
-    job.rev = num("rev");
-    job.attempts = num("attempts");
-    job.max_attempts = num("max_attempts");
-    job.engine = str("engine");
-    job.last_factory = str("last_factory");
-    job.checkpoint = str("checkpoint");
-    job.reason = str("reason");
-    job.event_seq = num("event_seq");
-    if (auto it = m_floats.find("spent_usd"); it != m_floats.end()) job.spent_usd = it->second;
-    job.spent_tokens = num("spent_tokens");
-    auto created = parse_time(str("created_at"));
-    auto updated = parse_time(str("updated_at"));
-    if (!created || !updated) return std::nullopt;
-    job.created_at = *created;
-    job.updated_at = *updated;
-    if (auto it = m_floats.find("budget.usd"); it != m_floats.end()) job.budget.usd = it->second;
-    if (auto it = m_strings.find("budget.wall"); it != m_strings.end()) {
-      auto seconds = parse_duration(it->second);
-      if (!seconds) return std::nullopt;
-      job.budget.wall_seconds = *seconds;
-    }
-    if (auto it = m_integers.find("budget.tokens"); it != m_integers.end()) job.budget.tokens = it->second;
-    job.repo.url = str("repo.url");
-    job.repo.base = str("repo.base");
-    return job;
-  }
+  // The fields read, for job_from_fields.
+  friend class PlainFields;
+  std::optional<Job> finish() const;
 
   std::set<std::string> m_tables;
   std::set<std::string> m_keys;
@@ -345,8 +378,36 @@ class PlainJobReader {
   std::map<std::string, std::int64_t, std::less<>> m_integers;
   std::map<std::string, double, std::less<>> m_floats;
   std::vector<std::string> m_capabilities, m_deps;
-  bool m_review = false;
+  std::optional<bool> m_review;
 };
+
+class PlainFields {
+ public:
+  explicit PlainFields(const PlainJobReader& r) : m_r(r) {}
+  std::optional<std::string> string(std::string_view key) const { return find(m_r.m_strings, key); }
+  std::optional<std::int64_t> integer(std::string_view key) const { return find(m_r.m_integers, key); }
+  std::optional<double> real(std::string_view key) const { return find(m_r.m_floats, key); }
+  std::optional<bool> boolean(std::string_view) const { return m_r.m_review; }
+  std::vector<std::string> strings(std::string_view key) const {
+    return key == "deps" ? m_r.m_deps : m_r.m_capabilities;
+  }
+
+ private:
+  template <typename Map>
+  static std::optional<typename Map::mapped_type> find(const Map& map, std::string_view key) {
+    auto it = map.find(key);
+    if (it == map.end()) return std::nullopt;
+    return it->second;
+  }
+  const PlainJobReader& m_r;
+};
+
+// A document that fails a check is left to toml++, for its message.
+std::optional<Job> PlainJobReader::finish() const {
+  auto job = job_from_fields(PlainFields(*this), "");
+  if (!job) return std::nullopt;
+  return std::move(*job);
+}
 
 }  // namespace
 
@@ -358,61 +419,11 @@ Result<Job> job_from_toml(std::string_view text, std::string_view origin) {
 }
 
 Result<Job> job_from_toml_generic(std::string_view text, std::string_view origin) {
-  auto corrupt = [&](std::string why) {
-    return make_error(ErrorCode::error, "corrupt job document " + std::string(origin) + ": " + why);
-  };
   auto parsed = parse_toml(std::string(text), origin);
-  if (!parsed) return corrupt(parsed.error().message);
-  const toml::table& t = *parsed;
-  Job job;
-  auto str = [&](const char* key) { return t[key].value_or(std::string{}); };
-  auto num = [&](const char* key) { return t[key].value_or(std::int64_t{0}); };
-  job.id = str("id");
-  job.product = str("product");
-  job.title = str("title");
-  auto stage = parse_stage(str("stage"));
-  if (!stage) return corrupt(stage.error().message);
-  job.stage = *stage;
-  auto priority = parse_priority(str("priority"));
-  if (!priority) return corrupt(priority.error().message);
-  job.priority = *priority;
-  for (const char* key : {"capabilities", "deps"}) {
-    auto& list = std::string_view(key) == "deps" ? job.deps : job.capabilities;
-    if (const toml::array* arr = t[key].as_array()) {
-      for (const auto& item : *arr) list.push_back(item.value_or(std::string{}));
-    }
+  if (!parsed) {
+    return make_error(ErrorCode::error, "corrupt job document " + std::string(origin) + ": " + parsed.error().message);
   }
-  job.profile = str("profile");
-  job.profile_version = num("profile_version");
-  job.idempotency_key = str("idempotency_key");
-  job.review = t["review"].value_or(false);
-  job.lease_epoch = num("lease_epoch");
-  job.rev = num("rev");
-  job.attempts = num("attempts");
-  job.max_attempts = num("max_attempts");
-  job.engine = str("engine");
-  job.last_factory = str("last_factory");
-  job.checkpoint = str("checkpoint");
-  job.reason = str("reason");
-  job.event_seq = num("event_seq");
-  job.spent_usd = t["spent_usd"].value_or(0.0);
-  job.spent_tokens = num("spent_tokens");
-  auto created = parse_time(str("created_at"));
-  auto updated = parse_time(str("updated_at"));
-  if (!created || !updated) return corrupt("bad created_at/updated_at");
-  job.created_at = *created;
-  job.updated_at = *updated;
-  if (auto usd = t["budget"]["usd"].value<double>()) job.budget.usd = *usd;
-  if (auto wall = t["budget"]["wall"].value<std::string>()) {
-    auto seconds = parse_duration(*wall);
-    if (!seconds) return corrupt(seconds.error().message);
-    job.budget.wall_seconds = *seconds;
-  }
-  if (auto tokens = t["budget"]["tokens"].value<std::int64_t>()) job.budget.tokens = *tokens;
-  job.repo.url = t["repo"]["url"].value_or(std::string{});
-  job.repo.base = t["repo"]["base"].value_or(std::string{});
-  if (job.id.empty()) return corrupt("missing id");
-  return job;
+  return job_from_fields(TomlFields(*parsed), origin);
 }
 
 }  // namespace gigafab::core
