@@ -546,7 +546,7 @@ Runner define_bench(CLI::App& app, Context&) {
       return {};
     }
     std::printf("gigafab bench (%s, one in-process writer)\n", opts->fsync ? "fsync on" : "fsync off");
-    std::printf("  disk: one fdatasync of an 8 KiB write, p50 %.0f us (a durable commit waits for 4 in a row: pack and index together, their directory, the ref, its directory)\n",
+    std::printf("  disk: one fdatasync of an 8 KiB write, p50 %.0f us (a durable commit waits for 3 in a row: pack, index and ref lock together, the pack directory, the refs directory)\n",
                 *fdatasync_us);
     std::printf("  baseline (raw libgit2 commit + CAS): %8.1f commits/s\n", *baseline);
     std::printf("  submit:                         %8.1f jobs/s (%.2f x baseline)\n", submit_rate, submit_rate / *baseline);

@@ -15,7 +15,6 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <thread>
 
 namespace gigafab::gitstore::packfile {
 
@@ -82,6 +81,7 @@ class TempFile {
   }
   // Writes what is buffered, and fsyncs when durable.
   bool sync(bool durable) { return flush() && (!durable || ::fsync(m_fd) == 0); }
+  int fd() const { return m_fd; }
   // Makes it read-only like git's packs, and renames it (after sync()).
   bool rename(const std::string& final_path) {
     ::fchmod(m_fd, 0444);
@@ -148,7 +148,7 @@ std::string index_of(std::vector<Entry>& entries, const std::string& pack_sum) {
 // libgit2 skip an index whose pack is missing, so a reader never sees half a
 // pack, and a writer killed in between leaves only an index nobody reads.
 Result<void> publish(const std::string& pack_dir, TempFile& pack, const std::string& pack_sum,
-                     std::vector<Entry>& entries, bool durable) {
+                     std::vector<Entry>& entries, bool durable, int sync_alongside) {
   git_oid name;
   std::memcpy(name.id, pack_sum.data(), k_oid);
   std::string base = pack_dir + "/pack-" + git_oid_tostr_s(&name);
@@ -157,18 +157,14 @@ Result<void> publish(const std::string& pack_dir, TempFile& pack, const std::str
   if (!idx.ok() || !idx.write(index.data(), index.size())) {
     return make_error(ErrorCode::error, "cannot write a pack index in " + pack_dir);
   }
-  // Both fsyncs in flight at once: the device's cache flushes of the two
-  // overlap, where one after the other they cost two flushes in a row.
-  bool pack_synced = false;
-  std::thread pack_sync;
-  if (durable) {
-    pack_sync = std::thread([&] { pack_synced = pack.sync(true); });
-  } else {
-    pack_synced = pack.sync(false);
+  // Every fsync in flight at once (and the caller's file's): the device's
+  // cache flushes overlap, where one after the other each costs a flush.
+  bool synced = pack.sync(false) && idx.sync(false);
+  if (synced && durable) {
+    const int fds[] = {pack.fd(), idx.fd(), sync_alongside};
+    synced = fd_io::fsync_together(std::span<const int>(fds, sync_alongside >= 0 ? 3 : 2));
   }
-  const bool idx_synced = idx.sync(durable);
-  if (pack_sync.joinable()) pack_sync.join();
-  if (!idx_synced || !pack_synced || !idx.rename(base + ".idx") || !pack.rename(base + ".pack") ||
+  if (!synced || !idx.rename(base + ".idx") || !pack.rename(base + ".pack") ||
       (durable && !fd_io::fsync_path(pack_dir, true))) {
     return make_error(ErrorCode::error, "cannot store a pack in " + pack_dir);
   }
@@ -177,7 +173,7 @@ Result<void> publish(const std::string& pack_dir, TempFile& pack, const std::str
 
 }  // namespace
 
-Result<void> write(const std::string& pack_dir, const std::vector<Object>& objects, bool durable) {
+Result<void> write(const std::string& pack_dir, const std::vector<Object>& objects, bool durable, int sync_alongside) {
   if (objects.empty()) return {};
   TempFile pack(pack_dir);
   if (!pack.ok()) return make_error(ErrorCode::error, "cannot create a pack in " + pack_dir);
@@ -237,7 +233,7 @@ Result<void> write(const std::string& pack_dir, const std::vector<Object>& objec
   }
   std::string pack_sum = sum.finish();
   if (!pack.write(pack_sum.data(), pack_sum.size())) return make_error(ErrorCode::error, "cannot write a pack");
-  return publish(pack_dir, pack, pack_sum, entries, durable);
+  return publish(pack_dir, pack, pack_sum, entries, durable, sync_alongside);
 }
 
 Result<void> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable) {
@@ -376,7 +372,7 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
   }
   std::string pack_sum = sum.finish();
   if (!pack.write(pack_sum.data(), pack_sum.size())) return make_error(ErrorCode::error, "cannot write a pack");
-  return publish(pack_dir, pack, pack_sum, entries, durable);
+  return publish(pack_dir, pack, pack_sum, entries, durable, -1);
 }
 
 }  // namespace gigafab::gitstore::packfile

@@ -29,8 +29,11 @@ struct Object {
 };
 
 // One pack holding `objects` whole (no deltas; blobs and commits at zlib level
-// 1, trees stored uncompressed), and its index.
-core::Result<void> write(const std::string& pack_dir, const std::vector<Object>& objects, bool durable);
+// 1, trees stored uncompressed), and its index. When durable, the file
+// `sync_alongside` (an open descriptor, -1 for none: a ref's lock file) is
+// fsynced together with the two, before they are renamed into place.
+core::Result<void> write(const std::string& pack_dir, const std::vector<Object>& objects, bool durable,
+                         int sync_alongside = -1);
 
 // One pack holding every object of the packs `bases` (paths without
 // ".pack"/".idx"), their entries copied byte for byte (offset deltas stay

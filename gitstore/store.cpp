@@ -1,6 +1,7 @@
 #include "gitstore/store.hpp"
 #include "gitstore/git_pack.hpp"
 #include "gitstore/packfile.hpp"
+#include "gitstore/ref_lock.hpp"
 #include "gitstore/remote.hpp"
 
 #include <fcntl.h>
@@ -622,9 +623,11 @@ struct Store::Impl {
   }
 
   // Writes the objects of `written` that are new (still in the mempack) as one
-  // pack (and index) under objects/pack, fsynced when the store is durable.
-  // Only these objects: git_mempack_dump would pack the whole tree.
-  Result<void> flush_objects(const std::vector<git_oid>& written) {
+  // pack (and index) under objects/pack, fsynced when the store is durable
+  // (with the file `sync_alongside`, see packfile::write). Only these
+  // objects: git_mempack_dump would pack the whole tree. True when a pack
+  // was written (and `sync_alongside` synced with it).
+  Result<bool> flush_objects(const std::vector<git_oid>& written, int sync_alongside = -1) {
     // The objects of this commit that are new (still only in the mempack),
     // once each, as one pack written directly (gitstore/packfile.hpp).
     std::vector<git_oid> fresh;
@@ -636,7 +639,7 @@ struct Store::Impl {
                 fresh.end());
     if (fresh.empty()) {
       git_mempack_reset(mempack);
-      return {};
+      return false;
     }
     git_odb* odb = nullptr;
     if (git_repository_odb(&odb, repo) < 0) {
@@ -656,12 +659,13 @@ struct Store::Impl {
       objects.push_back({oid, git_odb_object_type(object),
                          std::string_view(static_cast<const char*>(git_odb_object_data(object)), git_odb_object_size(object))});
     }
-    if (written_ok) written_ok = packfile::write(pack_dir(), objects, fsync);
+    if (written_ok) written_ok = packfile::write(pack_dir(), objects, fsync, sync_alongside);
     for (git_odb_object* object : read) git_odb_object_free(object);
     if (written_ok) git_odb_refresh(odb);
     git_odb_free(odb);
     git_mempack_reset(mempack);
-    return written_ok;
+    if (!written_ok) return written_ok.error();
+    return true;
   }
 
   std::string pack_dir() const { return path + "/objects/pack"; }
@@ -954,10 +958,56 @@ struct Store::Impl {
     return true;
   }
 
+  // A commit whose new objects are still only in the mempack (build_commit):
+  // publish() or flush_objects() writes them.
+  struct BuiltCommit {
+    git_oid id;
+    std::vector<git_oid> written;
+  };
+
   // Writes `change` on top of `base_commit`'s tree as a commit whose parent is
-  // `parent` (both may be null).
+  // `parent` (both may be null), its objects on disk.
   Result<git_oid> write_commit(const git_oid* parent, const core::Change& change, const std::string& actor,
                                const git_oid* base_commit = nullptr) {
+    auto built = build_commit(parent, change, actor, base_commit);
+    if (!built) return built.error();
+    if (auto ok = flush_objects(built->written); !ok) return ok.error();
+    return built->id;
+  }
+
+  // Moves `ref` from `expected` (null: it must not exist yet) to the built
+  // commit, writing its objects first (the ref's lock file fsynced together
+  // with their pack); false, with nothing written, when the ref has moved.
+  // Waits for a lock someone else holds on the ref (a git process), and
+  // removes one a killed writer left behind. Caller holds the writer lock.
+  Result<bool> publish(const char* ref, const BuiltCommit& commit, const git_oid* expected) {
+    struct ResetMempack {
+      git_odb_backend* mempack;
+      ~ResetMempack() { git_mempack_reset(mempack); }
+    } reset{mempack};
+    const core::Millis lock_deadline = core::now_millis() + 10'000;
+    for (;;) {
+      auto lock = RefLock::take(repo, path, ref, expected, commit.id);
+      if (!lock) return lock.error();
+      if (lock->state() == RefLock::State::moved) return false;
+      if (lock->state() == RefLock::State::held) {
+        auto packed = flush_objects(commit.written, lock->fd());
+        if (!packed) return packed.error();
+        if (auto ok = lock->commit(fsync, *packed); !ok) return ok.error();
+        return true;
+      }
+      if (recover_stale_ref_lock(ref)) continue;
+      if (core::now_millis() > lock_deadline) {
+        return make_error(ErrorCode::error, "cannot update " + std::string(ref) + ": " + path + "/" + ref +
+                                                ".lock is held by another process");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  // build_commit's part of write_commit: the objects stay in the mempack.
+  Result<BuiltCommit> build_commit(const git_oid* parent, const core::Change& change, const std::string& actor,
+                                   const git_oid* base_commit = nullptr) {
     if (!base_commit) base_commit = parent;
     TreeHandle base;
     if (base_commit) {
@@ -965,10 +1015,12 @@ struct Store::Impl {
       if (!tree) return tree.error();
       base.ptr = *tree;
     }
-    // Whatever fails before the flush leaves nothing behind in the mempack.
+    // Whatever fails leaves nothing behind in the mempack.
     struct ResetMempack {
       git_odb_backend* mempack;
-      ~ResetMempack() { git_mempack_reset(mempack); }
+      ~ResetMempack() {
+        if (mempack) git_mempack_reset(mempack);
+      }
     } reset{mempack};
     git_odb* odb = nullptr;
     if (git_repository_odb(&odb, repo) < 0) return git_failure("cannot open the object database");
@@ -1000,8 +1052,8 @@ struct Store::Impl {
     auto commit = writer.put(std::string_view(buffer.ptr, buffer.size), GIT_OBJECT_COMMIT);
     git_buf_dispose(&buffer);
     if (!commit) return commit.error();
-    if (auto ok = flush_objects(written); !ok) return ok.error();
-    return *commit;
+    reset.mempack = nullptr;
+    return BuiltCommit{*commit, std::move(written)};
   }
 };
 
@@ -1208,26 +1260,11 @@ Result<void> Store::commit_group(const std::string& actor) {
   all.summary = group->operations.size() == 1 ? group->operations.front().message()
                                               : group_message(group->operations);
   while (!all.summary.empty() && all.summary.back() == '\n') all.summary.pop_back();
-  auto commit = m_impl->write_commit(&group->base, all, actor);
+  auto commit = m_impl->build_commit(&group->base, all, actor);
   if (!commit) return commit.error();
-  const core::Millis lock_deadline = core::now_millis() + 10'000;
-  for (;;) {
-    RefHandle ref;
-    int rc = git_reference_create_matching(ref.out(), m_impl->repo, k_state_ref, &*commit, 1, &group->base,
-                                           group->operations.front().summary.c_str());
-    if (rc == 0) break;
-    if (rc == GIT_EMODIFIED) return lost();
-    if (rc == GIT_ELOCKED) {
-      if (m_impl->recover_stale_ref_lock(k_state_ref)) continue;
-      if (core::now_millis() > lock_deadline) {
-        return make_error(ErrorCode::error, "cannot update " + std::string(k_state_ref) + ": " + m_impl->path + "/" +
-                                                k_state_ref + ".lock is held by another process");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      continue;
-    }
-    return git_failure("cannot update " + std::string(k_state_ref));
-  }
+  auto published = m_impl->publish(k_state_ref, *commit, &group->base);
+  if (!published) return published.error();
+  if (!*published) return lost();
   if (m_impl->defer_maintenance) {
     m_impl->maintenance_due = true;
     return {};
@@ -1267,7 +1304,6 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
   m_impl->notice_removed_packs();
   std::minstd_rand jitter(static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(core::now_millis()));
   constexpr int k_max_cas_losses = 64;
-  const core::Millis lock_deadline = core::now_millis() + 10'000;
   int cas_losses = 0;
   for (;;) {
     if (m_impl->remote && (cas_losses > 0 || !m_impl->fetched_recently())) {
@@ -1288,10 +1324,12 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
     if (!change) return change.error();
     if (change->empty()) return parent ? oid_hex(*parent) : std::string{};
     const git_oid* parent_ptr = parent ? &*parent : nullptr;
-    auto commit = m_impl->write_commit(keep_history ? parent_ptr : nullptr, *change, actor, parent_ptr);
-    if (!commit) return commit.error();
+    auto built = m_impl->build_commit(keep_history ? parent_ptr : nullptr, *change, actor, parent_ptr);
+    if (!built) return built.error();
+    const git_oid* commit = &built->id;
 
     if (m_impl->remote) {
+      if (auto flushed = m_impl->flush_objects(built->written); !flushed) return flushed.error();
       // The network CAS: the push is a fast-forward only from the tip we read.
       auto pushed = remote::push(m_impl->repo, *m_impl->remote, ref_name, *commit, parent_ptr, !keep_history);
       if (!pushed) return pushed.error();
@@ -1314,31 +1352,15 @@ Result<std::string> Store::transact_on(const char* ref_name, const Operation& op
       std::this_thread::sleep_for(std::chrono::milliseconds(1 + static_cast<int>(jitter() % ceiling)));
       continue;
     }
-    RefHandle ref;
-    std::string reflog = change->summary;
-    int rc = parent ? git_reference_create_matching(ref.out(), m_impl->repo, ref_name, &*commit, 1, parent_ptr,
-                                                    reflog.c_str())
-                    : git_reference_create(ref.out(), m_impl->repo, ref_name, &*commit, 0, reflog.c_str());
-    if (rc == GIT_EEXISTS) rc = GIT_EMODIFIED;  // created by someone else meanwhile
-    if (rc == 0) {
+    auto published = m_impl->publish(ref_name, *built, parent_ptr);
+    if (!published) return published.error();
+    if (*published) {
       // Keep reads fast: many small packs mean many index lookups per read.
       if (auto ok = m_impl->consolidate_packs(); !ok) {
         std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
       }
       return oid_hex(*commit);
     }
-    if (rc == GIT_ELOCKED) {
-      // Someone outside our writer lock holds the ref lock (a git process), or
-      // a killed writer left it behind: wait for it, and remove it once stale.
-      if (m_impl->recover_stale_ref_lock(ref_name)) continue;
-      if (core::now_millis() > lock_deadline) {
-        return make_error(ErrorCode::error, "cannot update " + std::string(ref_name) + ": " + m_impl->path +
-                                                "/" + ref_name + ".lock is held by another process");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      continue;
-    }
-    if (rc != GIT_EMODIFIED) return git_failure("cannot update " + std::string(ref_name));
     // Lost the race to a writer outside our lock (another host, a push): back
     // off with jitter and re-run the operation on the new tip.
     if (++cas_losses >= k_max_cas_losses) {

@@ -13,21 +13,13 @@
 #include <vector>
 
 #include "gitstore/packfile.hpp"
+#include "shell.hpp"
 
 using namespace gigafab;
+using gigafab::test::sh;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string sh(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  CHECK(::pclose(p) == 0);
-  return out;
-}
 
 gitstore::packfile::Object blob(const std::string& content) {
   gitstore::packfile::Object o{};
@@ -74,7 +66,7 @@ TEST_CASE("packs that share an object merge into one pack holding each object on
     char hex[GIT_OID_HEXSZ + 1];
     auto o = blob(*content);
     git_oid_tostr(hex, sizeof hex, &o.id);
-    CHECK(sh("git --git-dir " + repo + " cat-file -p " + hex) == *content);
+    CHECK(sh("git --git-dir " + repo + " cat-file -p " + hex) + "\n" == *content);
   }
   fs::remove_all(repo);
   git_libgit2_shutdown();

@@ -27,6 +27,7 @@
 #include "core/snapshot.hpp"
 #include "core/submit.hpp"
 #include "gitstore/store.hpp"
+#include "shell.hpp"
 
 using namespace gigafab;
 namespace fs = std::filesystem;
@@ -55,24 +56,8 @@ class TempDir {
   std::string m_path;
 };
 
-struct RunResult {
-  int status = -1;
-  std::string out;  // stdout without the trailing newline
-};
-
-// Runs a shell command; stderr is discarded.
-RunResult run(const std::string& command) {
-  RunResult result;
-  FILE* pipe = ::popen(("(" + command + ") 2>/dev/null").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
-  int status = ::pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  while (!result.out.empty() && result.out.back() == '\n') result.out.pop_back();
-  return result;
-}
+using gigafab::test::run;
+using gigafab::test::RunResult;
 
 // The `git` command line, isolated from the user's configuration.
 const std::string k_git = "env GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git ";

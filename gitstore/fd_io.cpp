@@ -1,0 +1,80 @@
+#include "gitstore/fd_io.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <latch>
+#include <mutex>
+#include <thread>
+
+namespace gigafab::gitstore::fd_io {
+
+namespace {
+
+// Threads that fsync files for fsync_together, started when none is idle and
+// kept for the process's life: a commit used to start one (about 50 us) for
+// its pack. Never destroyed (the threads are detached), so exit() does not
+// wait for them and a forked child that exits has nothing to join.
+class Syncer {
+ public:
+  static Syncer& instance() {
+    static Syncer* syncer = new Syncer;
+    return *syncer;
+  }
+
+  void post(int fd, bool* ok, std::latch* done) {
+    std::lock_guard lock(m_mutex);
+    m_tasks.push_back({fd, ok, done});
+    if (m_waiting < m_tasks.size()) {
+      std::thread([this] { loop(); }).detach();
+    } else {
+      m_cv.notify_one();
+    }
+  }
+
+ private:
+  struct Task {
+    int fd;
+    bool* ok;
+    std::latch* done;
+  };
+
+  void loop() {
+    std::unique_lock lock(m_mutex);
+    for (;;) {
+      if (m_tasks.empty()) {
+        ++m_waiting;
+        m_cv.wait(lock, [&] { return !m_tasks.empty(); });
+        --m_waiting;
+      }
+      Task task = m_tasks.front();
+      m_tasks.pop_front();
+      lock.unlock();
+      *task.ok = ::fsync(task.fd) == 0;
+      task.done->count_down();
+      lock.lock();
+    }
+  }
+
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::deque<Task> m_tasks;
+  std::size_t m_waiting = 0;  // threads waiting for a task (some perhaps woken for one already)
+};
+
+}  // namespace
+
+bool fsync_together(std::span<const int> fds) {
+  if (fds.empty()) return true;
+  if (fds.size() == 1) return ::fsync(fds[0]) == 0;
+  std::unique_ptr<bool[]> ok(new bool[fds.size()]());
+  std::latch done(static_cast<std::ptrdiff_t>(fds.size() - 1));
+  for (std::size_t i = 1; i < fds.size(); ++i) Syncer::instance().post(fds[i], &ok[i], &done);
+  ok[0] = ::fsync(fds[0]) == 0;
+  done.wait();
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    if (!ok[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace gigafab::gitstore::fd_io
