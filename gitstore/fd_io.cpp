@@ -1,8 +1,11 @@
 #include "gitstore/fd_io.hpp"
 
+#include <sys/stat.h>
+
 #include <condition_variable>
 #include <deque>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -75,6 +78,25 @@ bool fsync_together(std::span<const int> fds) {
     if (!ok[i]) return false;
   }
   return true;
+}
+
+bool read_all(const std::string& path, std::string& out) {
+  out.clear();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0;
+  if (ok) out.reserve(static_cast<std::size_t>(st.st_size));
+  char buf[1 << 16];
+  while (ok) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) ok = false;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return ok;
 }
 
 }  // namespace gigafab::gitstore::fd_io

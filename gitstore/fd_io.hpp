@@ -1,5 +1,6 @@
 // Small POSIX helpers shared by the files gitstore writes itself (packs, the
-// list cache, git pack-objects' input): whole writes and fsync by path.
+// list cache, git pack-objects' input): whole reads and writes, fsync by
+// path and several at once.
 #pragma once
 
 #include <fcntl.h>
@@ -22,6 +23,9 @@ inline bool write_all(int fd, std::string_view data) {
   }
   return true;
 }
+
+// The whole file at `path` into `out`; false when it cannot be read.
+bool read_all(const std::string& path, std::string& out);
 
 // fsyncs the file or directory at `path`.
 inline bool fsync_path(const std::string& path, bool directory = false) {

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <memory>
 
 namespace gigafab::gitstore::packfile {
@@ -245,8 +244,8 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
   std::vector<Source> sources;
   std::uint64_t total = 0;
   for (const auto& base : bases) {
-    std::ifstream in(base + ".idx", std::ios::binary);
-    std::string idx((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string idx;
+    if (!fd_io::read_all(base + ".idx", idx)) return make_error(ErrorCode::error, "cannot read pack index " + base + ".idx");
     const auto* p = reinterpret_cast<const unsigned char*>(idx.data());
     if (idx.size() < 8 + 1024 + 40 || std::memcmp(p, "\xfftOc", 4) != 0 || get32(p + 4) != 2) {
       return make_error(ErrorCode::error, "cannot read pack index " + base + ".idx");
