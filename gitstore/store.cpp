@@ -1617,6 +1617,12 @@ Result<Store::GcStats> Store::gc(const GcOptions& options) {
   return stats;
 }
 
+Result<void> Store::wait_for_gc() const {
+  auto lock = GcLock::acquire(m_impl->path);
+  if (!lock) return lock.error();
+  return {};
+}
+
 Result<std::vector<CommitInfo>> Store::history(std::size_t limit) const {
   auto tip = m_impl->tip();
   if (!tip) return tip.error();

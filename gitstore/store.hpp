@@ -118,6 +118,10 @@ class Store {
   // object nothing referenced yet never loses it.
   Result<GcStats> gc(const GcOptions& options);
   Result<GcStats> gc() { return gc(GcOptions{}); }
+  // Returns once no gc of this store runs (one a write started in the
+  // background, say): for measurements that must not share the machine
+  // with one.
+  Result<void> wait_for_gc() const;
 
   // The operations of the state ref's history, newest first (a group commit
   // gives one entry per operation, all with its commit id); all when limit is 0.

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -1010,6 +1011,26 @@ TEST_CASE("while a gc runs, merges take in only the packs written since it start
   ::close(gc_fd);
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
   CHECK(read_at_tip(store, "new/7.txt") == "new " + std::to_string(7 * 7919) + "\n");
+}
+
+TEST_CASE("wait_for_gc returns once the gc holding the store's gc lock ends") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  REQUIRE(store.wait_for_gc().ok());  // none runs
+  int gc_fd = ::open((path + "/gigafab-gc.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  REQUIRE(gc_fd >= 0);
+  REQUIRE(::flock(gc_fd, LOCK_EX) == 0);
+  std::atomic<bool> returned{false};
+  std::thread waiter([&] {
+    CHECK(store.wait_for_gc().ok());
+    returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK_FALSE(returned.load());
+  ::close(gc_fd);  // the gc ends
+  waiter.join();
+  CHECK(returned.load());
 }
 
 TEST_CASE("a snapshot names an entry's git id without listing its directory; nothing for what is not there") {
