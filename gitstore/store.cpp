@@ -574,6 +574,7 @@ struct Store::Impl {
   // Store::defer_maintenance: merges wait for maintain(), and are due.
   bool defer_maintenance = false;
   bool maintenance_due = false;
+  double last_publish_seconds = 0;
 
   ~Impl() {
     if (repo) git_repository_free(repo);  // frees the odb and its backends
@@ -1298,9 +1299,12 @@ Result<void> Store::commit_group(const std::string& actor) {
   while (!all.summary.empty() && all.summary.back() == '\n') all.summary.pop_back();
   auto commit = m_impl->build_commit(&group->base, all, actor);
   if (!commit) return commit.error();
+  const auto publish_started = std::chrono::steady_clock::now();
   auto published = m_impl->publish(k_state_ref, *commit, &group->base);
   if (!published) return published.error();
   if (!*published) return lost();
+  m_impl->last_publish_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_started).count();
   if (m_impl->defer_maintenance) {
     m_impl->maintenance_due = true;
     return {};
@@ -1310,6 +1314,8 @@ Result<void> Store::commit_group(const std::string& actor) {
   }
   return {};
 }
+
+double Store::last_publish_seconds() const { return m_impl->last_publish_seconds; }
 
 void Store::defer_maintenance(bool deferred) { m_impl->defer_maintenance = deferred; }
 

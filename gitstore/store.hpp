@@ -140,6 +140,9 @@ class Store {
   // by one as always. Other refs (liveness, logs) are written at once.
   Result<bool> begin_group();
   Result<void> commit_group(const std::string& actor);
+  // Seconds the last commit_group() that wrote a commit took to write its
+  // objects and move the ref (a durable store's syncs); 0 before the first.
+  double last_publish_seconds() const;
   void abandon_group();
   bool in_group() const;
   // Operations that changed something in the open group (0 without one).

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <sstream>
 
 #include "core/auth.hpp"
@@ -14,6 +15,7 @@
 #include "core/metrics.hpp"
 #include "core/wire.hpp"
 #include "gitstore/local_fleet.hpp"
+#include "server/commit_stats.hpp"
 
 namespace gigafab::server {
 
@@ -143,6 +145,7 @@ struct Api::Impl {
   std::vector<Mutation*> pending;
   bool leading = false;
   std::size_t max_group = 256;
+  CommitStats commit_stats;  // of the group commits, for /metrics
 
   // Claims waiting for work ride along: after a batch's own mutations changed
   // something (a submit, a release), each rider's claim runs against the
@@ -306,6 +309,7 @@ struct Api::Impl {
       }
       group_cv.notify_all();
     };
+    const auto started = std::chrono::steady_clock::now();
     for (int attempt = 0; attempt < 8; ++attempt) {
       auto opened = store.begin_group();
       if (!opened || !*opened) break;
@@ -319,8 +323,14 @@ struct Api::Impl {
           if (r->try_claim(*fleet)) claimed.push_back(r);
         }
       }
+      const std::size_t operations = store.group_size();
       auto committed = store.commit_group(batch.size() == 1 && claimed.empty() ? batch.front()->actor : "gigafab serve");
       if (committed) {
+        if (operations > 0) {
+          commit_stats.record(operations,
+                              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                              store.last_publish_seconds());
+        }
         {
           std::lock_guard group_lock(group_mutex);
           for (Rider* r : claimed) r->done = true;
@@ -908,6 +918,7 @@ struct Api::Impl {
     if (!all) return failed(all.error());
     Response r;
     r.body = core::metrics_to_prometheus(*all);
+    if (group_commit) r.body += commit_stats.prometheus();
     r.content_type = "text/plain; version=0.0.4";
     return r;
   }

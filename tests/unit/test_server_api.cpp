@@ -99,6 +99,42 @@ TEST_CASE("api: submit, claim and the fenced path, with the right statuses") {
   CHECK(nothing.headers[0].first == "X-Gigafab-Message");
 }
 
+TEST_CASE("api: /metrics counts serve's group commits, their operations and how long they took") {
+  ScratchApi s;
+  auto metric = [&](const std::string& body, const std::string& name) -> std::string {
+    auto at = body.find("\n" + name + " ");
+    if (at == std::string::npos) return "";
+    at += name.size() + 2;
+    return body.substr(at, body.find('\n', at) - at);
+  };
+  auto none = s.call("GET", "/metrics", s.op);
+  REQUIRE(none.status == 200);
+  CHECK(metric(none.body, "gigafab_serve_commits_total") == "0");
+  CHECK(metric(none.body, "gigafab_serve_commit_seconds_count") == "0");
+
+  const std::size_t before = s.commits();
+  for (int i = 0; i < 3; ++i) REQUIRE(s.call("POST", "/api/fleet/jobs", s.op, k_manifest).status == 201);
+  REQUIRE(s.call("POST", "/api/fleet/claim", s.factory, "{}").status == 200);
+  // Rejected: no commit, nothing counted.
+  REQUIRE(s.call("POST", "/api/fleet/jobs", s.op, R"({"manifest": ""})").status == 400);
+  REQUIRE(s.commits() == before + 4);
+
+  auto after = s.call("GET", "/metrics", s.op);
+  REQUIRE(after.status == 200);
+  CHECK(metric(after.body, "gigafab_serve_commits_total") == "4");
+  CHECK(metric(after.body, "gigafab_serve_commit_operations_total") == "4");
+  for (const char* family : {"gigafab_serve_commit_seconds", "gigafab_serve_publish_seconds"}) {
+    const std::string name = family;
+    CHECK(metric(after.body, name + "_count") == "4");
+    CHECK(metric(after.body, name + "_bucket{le=\"+Inf\"}") == "4");
+    CHECK(std::stod(metric(after.body, name + "_sum")) > 0);
+    CHECK(after.body.find("# TYPE " + name + " histogram\n") != std::string::npos);
+  }
+  // A batch takes at least its publish.
+  CHECK(std::stod(metric(after.body, "gigafab_serve_commit_seconds_sum")) >=
+        std::stod(metric(after.body, "gigafab_serve_publish_seconds_sum")));
+}
+
 TEST_CASE("api: auth and product scoping reject before anything is written") {
   ScratchApi s;
   auto submitted = s.call("POST", "/api/fleet/jobs", s.op, k_manifest);
