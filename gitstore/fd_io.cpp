@@ -1,5 +1,7 @@
 #include "gitstore/fd_io.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <condition_variable>
@@ -42,6 +44,9 @@ class Syncer {
   };
 
   void loop() {
+    sigset_t all;  // signals are for the process's own threads, never a helper's
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     std::unique_lock lock(m_mutex);
     for (;;) {
       if (m_tasks.empty()) {

@@ -1,5 +1,6 @@
 #include "gitstore/packfile.hpp"
 #include "gitstore/fd_io.hpp"
+#include "gitstore/spare_files.hpp"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -60,12 +61,19 @@ std::uint32_t get32(const unsigned char* p) {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
 }
 
-// A file written under a temporary name in `dir`, then renamed. Writes are
+// A file written under a temporary name in `dir` (a spare made ahead, when
+// the directory has some: spare_files.hpp), then renamed. Writes are
 // buffered: a commit's pack used to cost two write(2) calls per object.
 class TempFile {
  public:
-  explicit TempFile(const std::string& dir) : m_path(dir + "/tmp_gigafab_XXXXXX") {
-    m_fd = ::mkstemp(m_path.data());
+  explicit TempFile(const std::string& dir) {
+    if (auto spare = spare_files::take(dir)) {
+      m_fd = spare->fd;
+      m_path = std::move(spare->path);
+      return;
+    }
+    m_path = dir + "/tmp_gigafab_XXXXXX";
+    m_fd = ::mkostemp(m_path.data(), O_CLOEXEC);
   }
   ~TempFile() {
     if (m_fd >= 0) ::close(m_fd);

@@ -3,6 +3,7 @@
 #include "gitstore/packfile.hpp"
 #include "gitstore/ref_lock.hpp"
 #include "gitstore/remote.hpp"
+#include "gitstore/spare_files.hpp"
 
 #include <fcntl.h>
 #include <git2.h>
@@ -674,6 +675,7 @@ struct Store::Impl {
 
   // A file being written: ours (packfile.hpp), or git pack-objects' (gc).
   static bool is_temporary(const std::string& name) {
+    if (spare_files::is_live_spare(name)) return false;  // a live serve's, ready for its next pack
     return name.rfind("tmp_gigafab_", 0) == 0 || name.rfind("tmp_pack_", 0) == 0 || name.rfind("tmp_idx_", 0) == 0 ||
            name.rfind("tmp_rev_", 0) == 0;
   }
@@ -1318,6 +1320,8 @@ Result<void> Store::commit_group(const std::string& actor) {
 double Store::last_publish_seconds() const { return m_impl->last_publish_seconds; }
 
 void Store::defer_maintenance(bool deferred) { m_impl->defer_maintenance = deferred; }
+
+void Store::keep_spare_files() { spare_files::keep(m_impl->pack_dir(), 4); }
 
 Result<void> Store::maintain() {
   if (!m_impl->maintenance_due) return {};

@@ -150,6 +150,10 @@ class Store {
   // With `deferred` on, commit_group() leaves the pack merges it would run
   // for maintain(), so a server can answer the group's requests first.
   void defer_maintenance(bool deferred);
+  // For a long-lived writer: from now on, empty files are made ahead (on a
+  // helper thread) for the next packs to be written into, so that a commit
+  // does not wait for the file system to create them (spare_files.hpp).
+  void keep_spare_files();
   // The pack merges the last commits left (a no-op when none are due).
   Result<void> maintain();
 

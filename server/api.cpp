@@ -189,6 +189,7 @@ struct Api::Impl {
 
   explicit Impl(gitstore::LocalFleet& f) : fleet(&f) {
     fleet->store().defer_maintenance(true);
+    fleet->store().keep_spare_files();
     auto add = [&](const char* method, const char* pattern, Handler h, Access access = Access::any) {
       std::vector<std::string> segments;
       std::stringstream in(pattern);

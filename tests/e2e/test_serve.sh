@@ -364,6 +364,8 @@ kill -CONT "$SERVER_PID"
 expect_eq "$connected" 32 "connections that completed while serve accepted none"
 http GET /healthz ""
 expect_status 200
+# serve keeps empty files ready for its next packs (gitstore/spare_files.hpp).
+expect_eq "$(ls "$S/objects/pack" | grep -c "^tmp_gigafab_spare_${SERVER_PID}_" || true)" 4 "spare files kept by serve"
 
 # --- SIGTERM: stop accepting, finish in-flight requests, exit 0 -------------
 curl -s -o waiting.body -w '%{http_code}' -X POST -H "Authorization: Bearer $F2" -H 'Content-Type: application/json' \
@@ -377,6 +379,7 @@ rc=$?
 wait "$WAITER"
 set -e
 expect_eq "$rc" 0 "serve exit code after SIGTERM"
+expect_eq "$(ls "$S/objects/pack" | grep -c '^tmp_gigafab_spare_' || true)" 0 "spare files left after SIGTERM"
 expect_eq "$(cat waiting.status)" 204 "the in-flight waiting claim was answered"
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz" || true)
 expect_eq "$STATUS" 000 "still accepting after SIGTERM"

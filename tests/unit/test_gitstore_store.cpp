@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +30,7 @@
 #include "core/queue_index.hpp"
 #include "core/snapshot.hpp"
 #include "core/submit.hpp"
+#include "gitstore/spare_files.hpp"
 #include "gitstore/store.hpp"
 #include "shell.hpp"
 
@@ -920,6 +922,61 @@ TEST_CASE("files a killed writer or a killed gc's git left in objects/pack go wi
     CHECK(contains(read_file(path + "/gigafab.log"), name + ", left by a process that died writing it"));
   }
   CHECK(read_at_tip(store, "a.txt") == std::optional<std::string>("a\n"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
+
+TEST_CASE("a store keeping spare files writes its packs into them; a live process's spares are not garbage, a dead one's are") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  const std::string pack_dir = path + "/objects/pack";
+  const std::string mine = "tmp_gigafab_spare_" + std::to_string(::getpid()) + "_";
+  auto spares = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(pack_dir)) {
+      std::string name = e.path().filename().string();
+      if (name.rfind(mine, 0) == 0) out.push_back(name);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto wait_for_spares = [&](std::size_t n) {
+    for (int i = 0; i < 500 && spares().size() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return spares();
+  };
+  CHECK(spares().empty());  // only a writer that asks for them has spares
+  store.keep_spare_files();
+  const auto ready = wait_for_spares(4);
+  REQUIRE(ready.size() == 4);
+  CHECK(gitstore::spare_files::is_live_spare(ready.front()));
+
+  // A commit's pack and index are two of them, renamed into place; new ones
+  // are made meanwhile.
+  commit_ok(store, put("a.txt", "a\n"));
+  std::size_t gone = 0;
+  for (const auto& name : ready) gone += fs::exists(pack_dir + "/" + name) ? 0 : 1;
+  CHECK(gone == 2);
+  CHECK(wait_for_spares(4).size() == 4);
+  CHECK(read_at_tip(store, "a.txt") == std::optional<std::string>("a\n"));
+
+  // A spare whose process is gone is garbage like any half-written file.
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  ::waitpid(child, nullptr, 0);
+  const std::string dead = "tmp_gigafab_spare_" + std::to_string(child) + "_Zz9Yy8";
+  std::ofstream(pack_dir + "/" + dead) << "half a pack";
+  CHECK_FALSE(gitstore::spare_files::is_live_spare(dead));
+  CHECK_FALSE(gitstore::spare_files::is_live_spare("tmp_gigafab_AbC123"));
+  CHECK_FALSE(gitstore::spare_files::is_live_spare("tmp_gigafab_spare_x_AbC123"));
+  const auto live = wait_for_spares(4);
+  commit_ok(store, put("b.txt", "b\n"));
+  CHECK_FALSE(fs::exists(pack_dir + "/" + dead));
+  CHECK(contains(read_file(path + "/gigafab.log"), dead + ", left by a process that died writing it"));
+  std::size_t kept = 0;
+  for (const auto& name : live) kept += fs::exists(pack_dir + "/" + name) ? 1 : 0;
+  CHECK(kept == 2);  // the two this commit did not take
+  CHECK(read_at_tip(store, "b.txt") == std::optional<std::string>("b\n"));
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
 
