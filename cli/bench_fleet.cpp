@@ -233,7 +233,7 @@ Result<ApiBench> run_api_bench(const std::string& url, const std::string& token,
       measured = cycles.error();
     } else {
       out.cycles = *cycles;
-      auto latency = measure_submit_to_claim(target, out.tag.capability + "-s2c", 30, &ids);
+      auto latency = measure_submit_to_claim(target, out.tag.capability + "-s2c", k_submit_to_claim_rounds, &ids);
       if (!latency) {
         measured = latency.error();
       } else {

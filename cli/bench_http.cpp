@@ -257,7 +257,7 @@ Result<HttpBench> run_http_bench(const std::string& root, bool fsync, std::size_
       // Nor this one with the gc the cycles started.
       if (auto ok = wait_for_gc(path); !ok) return ok.error();
       HttpTarget s2c{server->url(), *token, "bench-s2c", {}, "bench-"};
-      auto latency = measure_submit_to_claim(s2c, "s2c", 30);
+      auto latency = measure_submit_to_claim(s2c, "s2c", k_submit_to_claim_rounds);
       if (!latency) return latency.error();
       out.submit_to_claim_p50_ms = *latency;
     }

@@ -74,6 +74,10 @@ core::Result<HttpCycles> measure_http_cycles(const HttpTarget& target, std::size
 core::Result<double> measure_submit_to_claim(const HttpTarget& target, const std::string& capability,
                                              std::size_t rounds, std::vector<std::string>* ids = nullptr);
 
+// Rounds of the bench's submit-to-claim measurements: with 30 its p50 moved
+// by 10-20% from one run to the next on the same binary.
+inline constexpr std::size_t k_submit_to_claim_rounds = 100;
+
 // The whole HTTP section of the bench, on scratch stores under `root`:
 // `jobs` queued jobs, a server with group commit and one without (each
 // measured for `seconds` with `clients` clients), then submit-to-claim
