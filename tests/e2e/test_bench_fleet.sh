@@ -43,25 +43,25 @@ expect_eq "$(json "$a[\"submitted\"]")" 20 "jobs submitted"
 expect_eq "$(json "$a[\"clients\"]")" 2 "clients"
 [ "$(json "$a[\"claimsPerSecond\"] > 0 and $a[\"cycles\"][\"cycles\"] > 0 and $a[\"submitsPerSecond\"] > 0 and $a[\"submitToClaimP50Ms\"] > 0")" = True ] ||
   fail "api figures: $OUT"
-# 20 submitted, 30 more by the submit-to-claim rounds: all shipped.
-expect_eq "$(json "$a[\"shipped\"]")" 50 "jobs shipped"
+# 20 submitted, 100 more by the submit-to-claim rounds: all shipped.
+expect_eq "$(json "$a[\"shipped\"]")" 120 "jobs shipped"
 [ "$(json 'd["http"]["groupCommit"]["cycles"] > 0')" = True ] || fail "the scratch serve ran beside: $OUT"
-expect_eq "$(product_stages "$S" gigafab-bench)" "shipped=50" "bench jobs in the server's store"
+expect_eq "$(product_stages "$S" gigafab-bench)" "shipped=120" "bench jobs in the server's store"
 expect_eq "$(gf --store "$S" --json show "$REAL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["stage"])')" queued \
   "the server's own job"
 expect_eq "$(product_stages "$S" default)" "queued=1" "the default product"
 # The audit trail has every bench transition: submit, claim, start, report, ship.
 gf --store "$S" --product gigafab-bench --json log >log.json
 expect_eq "$(python3 -c 'import json,collections; c=collections.Counter(e["op"] for e in json.load(open("log.json"))["entries"]); print([c[o] for o in ("submit","claim","start","report","ship")])')" \
-  "[50, 50, 50, 50, 50]" "audited bench operations"
+  "[120, 120, 120, 120, 120]" "audited bench operations"
 [ -z "$(ls scratch)" ] || fail "bench left $(ls scratch) behind"
 
 run gf --api "$URL" --token "$BENCH_TOKEN" bench "${small[@]}" "${http2[@]}"
 expect_rc 0
 expect_out "the server at $URL (product gigafab-bench, capability bench-"
 expect_out "submit -> waiting claim: p50"
-expect_out "shipped the 50 bench jobs"
-expect_eq "$(product_stages "$S" gigafab-bench)" "shipped=100" "two runs' bench jobs"
+expect_out "shipped the 120 bench jobs"
+expect_eq "$(product_stages "$S" gigafab-bench)" "shipped=240" "two runs' bench jobs"
 
 # ---- --remote: the fleet on a git remote, seen from another host ---------------------------------
 H1=$TEST_DIR/host1
