@@ -4,6 +4,7 @@
 #include "gitstore/ref_lock.hpp"
 #include "gitstore/remote.hpp"
 #include "gitstore/spare_files.hpp"
+#include "gitstore/tls_certificates.hpp"
 
 #include <fcntl.h>
 #include <git2.h>
@@ -45,6 +46,7 @@ namespace {
 void ensure_libgit2() {
   static std::once_flag once;
   std::call_once(once, [] {
+    tls::install();  // the CA bundle is parsed at the first https handshake, not here
     git_libgit2_init();
     // Like git itself, trust the object store's hashes on read (git fsck
     // verifies them); re-hashing every object read dominated claim latency.
