@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -52,6 +54,38 @@ TEST_CASE("format_time and parse_time round trip, milliseconds included") {
     }
   }
   CHECK(failures == 0);
+}
+
+TEST_CASE("format_time and parse_time agree with gmtime_r and timegm from 1900 to 2200") {
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<core::Millis> dist(-2208988800000, 7258118400000);
+  for (int i = 0; i < 5000; ++i) {
+    core::Millis t = dist(rng);
+    std::time_t secs = static_cast<std::time_t>(t >= 0 ? t / 1000 : (t - 999) / 1000);
+    int ms = static_cast<int>(t - static_cast<core::Millis>(secs) * 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char expected[64];
+    std::snprintf(expected, sizeof expected, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    CAPTURE(t);
+    REQUIRE(core::format_time(t) == expected);
+    REQUIRE(core::parse_time(expected) == t);
+  }
+  // Dates that do not exist, in the exact shape format_time writes.
+  CHECK_FALSE(core::parse_time("2023-02-29T00:00:00.000Z"));
+  CHECK(core::parse_time("2024-02-29T00:00:00.000Z"));
+  CHECK_FALSE(core::parse_time("1900-02-29T00:00:00.000Z"));
+  CHECK(core::parse_time("2000-02-29T00:00:00.000Z"));
+  CHECK_FALSE(core::parse_time("2023-04-31T00:00:00.000Z"));
+  CHECK_FALSE(core::parse_time("2023-13-01T00:00:00.000Z"));
+  CHECK_FALSE(core::parse_time("2023-00-01T00:00:00.000Z"));
+  CHECK_FALSE(core::parse_time("2023-01-00T00:00:00.000Z"));
+  CHECK_FALSE(core::parse_time("2023-01-01T24:00:00.000Z"));
+  CHECK_FALSE(core::parse_time("2023-01-01T23:60:00.000Z"));
+  CHECK_FALSE(core::parse_time("2023-01-01T23:59:60.000Z"));
+  CHECK_FALSE(core::parse_time("2023-01-01T23:59:59.0a0Z"));
+  CHECK_FALSE(core::parse_time("+023-01-01T23:59:59.000Z"));
 }
 
 TEST_CASE("parse_time rejects text that is not a UTC timestamp") {
