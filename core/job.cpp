@@ -1,8 +1,8 @@
 #include "core/job.hpp"
 
+#include <array>
 #include <charconv>
-#include <map>
-#include <set>
+#include <cstdint>
 #include <sstream>
 #include "core/toml_schema.hpp"
 
@@ -220,7 +220,9 @@ class PlainJobReader {
       if (line.front() == '[') {
         if (line == "[budget]" || line == "[repo]") {
           table = line.substr(1, line.size() - 2);
-          if (!m_tables.insert(std::string(table)).second) return std::nullopt;
+          bool& seen = table == "budget" ? m_budget_table : m_repo_table;
+          if (seen) return std::nullopt;  // a table twice
+          seen = true;
           continue;
         }
         return std::nullopt;
@@ -325,58 +327,96 @@ class PlainJobReader {
     for (char c : key) {
       if (!((c >= 'a' && c <= 'z') || c == '_')) return false;
     }
-    std::string full = table.empty() ? std::string(key) : std::string(table) + "." + std::string(key);
-    if (!m_keys.insert(full).second) return false;  // a key twice
-    static const char* const k_strings[] = {"id", "product", "title", "stage", "priority", "profile",
-                                            "idempotency_key", "engine", "last_factory", "checkpoint", "reason",
-                                            "created_at", "updated_at", "budget.wall", "repo.url", "repo.base"};
-    static const char* const k_integers[] = {"profile_version", "lease_epoch", "rev", "attempts", "max_attempts",
-                                             "event_seq", "spent_tokens", "budget.tokens"};
-    for (const char* name : k_strings) {
-      if (full == name) {
+    const Key* known = find_key(table, key);
+    if (!known) return false;  // a key job_to_toml does not write
+    const std::uint64_t bit = std::uint64_t{1} << (known - k_keys);
+    if (m_seen & bit) return false;  // a key twice
+    m_seen |= bit;
+    switch (known->kind) {
+      case Kind::string: {
         auto v = string_value(value);
         if (!v) return false;
-        m_strings[full] = std::move(*v);
+        m_strings[known->slot] = std::move(*v);
         return true;
       }
-    }
-    for (const char* name : k_integers) {
-      if (full == name) {
+      case Kind::integer: {
         auto v = integer_value(value);
         if (!v) return false;
-        m_integers[full] = *v;
+        m_integers[known->slot] = *v;
+        return true;
+      }
+      case Kind::real: {
+        auto v = float_value(value);
+        if (!v) return false;
+        m_floats[known->slot] = *v;
+        return true;
+      }
+      case Kind::boolean:
+        if (value != "true" && value != "false") return false;
+        m_review = value == "true";
+        return true;
+      case Kind::strings: {
+        auto v = strings_value(value);
+        if (!v) return false;
+        (known->slot == 1 ? m_deps : m_capabilities) = std::move(*v);
         return true;
       }
     }
-    if (full == "spent_usd" || full == "budget.usd") {
-      auto v = float_value(value);
-      if (!v) return false;
-      m_floats[full] = *v;
-      return true;
+    return false;
+  }
+
+  // The keys job_to_toml writes (a table's as "table.key"), each with its
+  // type and its slot among the values of that type: looked up without
+  // building the key, and a bit each for "seen" (a listing of 100,000 jobs
+  // read 2.5 million lines; sets and maps of strings were a tenth of it).
+  enum class Kind { string, integer, real, boolean, strings };
+  struct Key {
+    std::string_view name;
+    Kind kind;
+    int slot;
+  };
+  static constexpr Key k_keys[] = {
+      {"id", Kind::string, 0},           {"product", Kind::string, 1},       {"title", Kind::string, 2},
+      {"stage", Kind::string, 3},        {"priority", Kind::string, 4},      {"profile", Kind::string, 5},
+      {"idempotency_key", Kind::string, 6}, {"engine", Kind::string, 7},     {"last_factory", Kind::string, 8},
+      {"checkpoint", Kind::string, 9},   {"reason", Kind::string, 10},       {"created_at", Kind::string, 11},
+      {"updated_at", Kind::string, 12},  {"budget.wall", Kind::string, 13},  {"repo.url", Kind::string, 14},
+      {"repo.base", Kind::string, 15},   {"profile_version", Kind::integer, 0}, {"lease_epoch", Kind::integer, 1},
+      {"rev", Kind::integer, 2},         {"attempts", Kind::integer, 3},     {"max_attempts", Kind::integer, 4},
+      {"event_seq", Kind::integer, 5},   {"spent_tokens", Kind::integer, 6}, {"budget.tokens", Kind::integer, 7},
+      {"spent_usd", Kind::real, 0},      {"budget.usd", Kind::real, 1},      {"review", Kind::boolean, 0},
+      {"capabilities", Kind::strings, 0}, {"deps", Kind::strings, 1}};
+  static constexpr std::size_t k_strings = 16, k_integers = 8, k_reals = 2;
+
+  // The entry for `key` under `table` ("" for the root), or null.
+  static const Key* find_key(std::string_view table, std::string_view key) {
+    for (const Key& k : k_keys) {
+      const std::string_view name = k.name;
+      if (table.empty() ? name == key
+                        : name.size() == table.size() + 1 + key.size() && name.substr(0, table.size()) == table &&
+                              name[table.size()] == '.' && name.substr(table.size() + 1) == key) {
+        return &k;
+      }
     }
-    if (full == "review") {
-      if (value != "true" && value != "false") return false;
-      m_review = value == "true";
-      return true;
+    return nullptr;
+  }
+  // The entry named `full` ("table.key" for a table's), which must exist.
+  static const Key& key_named(std::string_view full) {
+    for (const Key& k : k_keys) {
+      if (k.name == full) return k;
     }
-    if (full == "capabilities" || full == "deps") {
-      auto v = strings_value(value);
-      if (!v) return false;
-      (full == "deps" ? m_deps : m_capabilities) = std::move(*v);
-      return true;
-    }
-    return false;  // a key job_to_toml does not write
+    return k_keys[0];  // never: job_from_fields asks only for these
   }
 
   // The fields read, for job_from_fields.
   friend class PlainFields;
   std::optional<Job> finish() const;
 
-  std::set<std::string> m_tables;
-  std::set<std::string> m_keys;
-  std::map<std::string, std::string, std::less<>> m_strings;
-  std::map<std::string, std::int64_t, std::less<>> m_integers;
-  std::map<std::string, double, std::less<>> m_floats;
+  bool m_budget_table = false, m_repo_table = false;
+  std::uint64_t m_seen = 0;  // bit i: k_keys[i] was read
+  std::array<std::optional<std::string>, k_strings> m_strings;
+  std::array<std::optional<std::int64_t>, k_integers> m_integers;
+  std::array<std::optional<double>, k_reals> m_floats;
   std::vector<std::string> m_capabilities, m_deps;
   std::optional<bool> m_review;
 };
@@ -384,21 +424,19 @@ class PlainJobReader {
 class PlainFields {
  public:
   explicit PlainFields(const PlainJobReader& r) : m_r(r) {}
-  std::optional<std::string> string(std::string_view key) const { return find(m_r.m_strings, key); }
-  std::optional<std::int64_t> integer(std::string_view key) const { return find(m_r.m_integers, key); }
-  std::optional<double> real(std::string_view key) const { return find(m_r.m_floats, key); }
+  std::optional<std::string> string(std::string_view key) const {
+    return m_r.m_strings[PlainJobReader::key_named(key).slot];
+  }
+  std::optional<std::int64_t> integer(std::string_view key) const {
+    return m_r.m_integers[PlainJobReader::key_named(key).slot];
+  }
+  std::optional<double> real(std::string_view key) const { return m_r.m_floats[PlainJobReader::key_named(key).slot]; }
   std::optional<bool> boolean(std::string_view) const { return m_r.m_review; }
   std::vector<std::string> strings(std::string_view key) const {
     return key == "deps" ? m_r.m_deps : m_r.m_capabilities;
   }
 
  private:
-  template <typename Map>
-  static std::optional<typename Map::mapped_type> find(const Map& map, std::string_view key) {
-    auto it = map.find(key);
-    if (it == map.end()) return std::nullopt;
-    return it->second;
-  }
   const PlainJobReader& m_r;
 };
 
