@@ -21,10 +21,18 @@ export GIGAFAB_ACTOR=tester
 
 gf() { "$GIGAFAB" "$@"; }
 
+# Files a test names here (say, the logs of processes it ran in the
+# background) are printed by fail(), since the test's directory goes with it.
+DUMP_ON_FAIL=()
+
 fail() {
   echo "FAIL: $*" >&2
   [ -n "${OUT:-}" ] && echo "--- stdout:" >&2 && echo "$OUT" >&2
   [ -n "${ERR:-}" ] && echo "--- stderr:" >&2 && echo "$ERR" >&2
+  local file
+  for file in "${DUMP_ON_FAIL[@]}"; do
+    [ -f "$file" ] && echo "--- $file:" >&2 && cat "$file" >&2
+  done
   exit 1
 }
 

@@ -32,6 +32,7 @@ PA=$!
 agent fb
 PB=$!
 BACKGROUND_PIDS+=("$PA" "$PB")
+DUMP_ON_FAIL+=("$TEST_DIR/fa.err" "$TEST_DIR/fb.err")
 wait "$PA" || fail "agent fa exited $?: $(cat fa.err)"
 wait "$PB" || fail "agent fb exited $?: $(cat fb.err)"
 
