@@ -400,12 +400,14 @@ class PlainJobReader {
     }
     return nullptr;
   }
-  // The entry named `full` ("table.key" for a table's), which must exist.
-  static const Key& key_named(std::string_view full) {
+  // The entry named `full` ("table.key" for a table's) holding a `kind`,
+  // or null: a field asked for by another name or type is missing, as it is
+  // for toml++ (TomlFields).
+  static const Key* key_named(std::string_view full, Kind kind) {
     for (const Key& k : k_keys) {
-      if (k.name == full) return k;
+      if (k.name == full) return k.kind == kind ? &k : nullptr;
     }
-    return k_keys[0];  // never: job_from_fields asks only for these
+    return nullptr;
   }
 
   // The fields read, for job_from_fields.
@@ -424,19 +426,21 @@ class PlainJobReader {
 class PlainFields {
  public:
   explicit PlainFields(const PlainJobReader& r) : m_r(r) {}
-  std::optional<std::string> string(std::string_view key) const {
-    return m_r.m_strings[PlainJobReader::key_named(key).slot];
-  }
-  std::optional<std::int64_t> integer(std::string_view key) const {
-    return m_r.m_integers[PlainJobReader::key_named(key).slot];
-  }
-  std::optional<double> real(std::string_view key) const { return m_r.m_floats[PlainJobReader::key_named(key).slot]; }
+  std::optional<std::string> string(std::string_view key) const { return slot(m_r.m_strings, key, Kind::string); }
+  std::optional<std::int64_t> integer(std::string_view key) const { return slot(m_r.m_integers, key, Kind::integer); }
+  std::optional<double> real(std::string_view key) const { return slot(m_r.m_floats, key, Kind::real); }
   std::optional<bool> boolean(std::string_view) const { return m_r.m_review; }
   std::vector<std::string> strings(std::string_view key) const {
     return key == "deps" ? m_r.m_deps : m_r.m_capabilities;
   }
 
  private:
+  using Kind = PlainJobReader::Kind;
+  template <typename Values>
+  static typename Values::value_type slot(const Values& values, std::string_view key, Kind kind) {
+    const PlainJobReader::Key* known = PlainJobReader::key_named(key, kind);
+    return known ? values[static_cast<std::size_t>(known->slot)] : typename Values::value_type{};
+  }
   const PlainJobReader& m_r;
 };
 

@@ -72,20 +72,19 @@ TEST_CASE("format_time and parse_time agree with gmtime_r and timegm from 1900 t
     REQUIRE(core::format_time(t) == expected);
     REQUIRE(core::parse_time(expected) == t);
   }
-  // Dates that do not exist, in the exact shape format_time writes.
-  CHECK_FALSE(core::parse_time("2023-02-29T00:00:00.000Z"));
-  CHECK(core::parse_time("2024-02-29T00:00:00.000Z"));
-  CHECK_FALSE(core::parse_time("1900-02-29T00:00:00.000Z"));
-  CHECK(core::parse_time("2000-02-29T00:00:00.000Z"));
-  CHECK_FALSE(core::parse_time("2023-04-31T00:00:00.000Z"));
-  CHECK_FALSE(core::parse_time("2023-13-01T00:00:00.000Z"));
-  CHECK_FALSE(core::parse_time("2023-00-01T00:00:00.000Z"));
-  CHECK_FALSE(core::parse_time("2023-01-00T00:00:00.000Z"));
-  CHECK_FALSE(core::parse_time("2023-01-01T24:00:00.000Z"));
-  CHECK_FALSE(core::parse_time("2023-01-01T23:60:00.000Z"));
-  CHECK_FALSE(core::parse_time("2023-01-01T23:59:60.000Z"));
-  CHECK_FALSE(core::parse_time("2023-01-01T23:59:59.0a0Z"));
-  CHECK_FALSE(core::parse_time("+023-01-01T23:59:59.000Z"));
+  // Dates that do not exist, in the exact shape format_time writes, beside
+  // leap days that do.
+  for (const char* real : {"2024-02-29T00:00:00.000Z", "2000-02-29T00:00:00.000Z"}) {
+    CAPTURE(real);
+    CHECK(core::parse_time(real));
+  }
+  for (const char* bad : {"2023-02-29T00:00:00.000Z", "1900-02-29T00:00:00.000Z", "2023-04-31T00:00:00.000Z",
+                          "2023-13-01T00:00:00.000Z", "2023-00-01T00:00:00.000Z", "2023-01-00T00:00:00.000Z",
+                          "2023-01-01T24:00:00.000Z", "2023-01-01T23:60:00.000Z", "2023-01-01T23:59:60.000Z",
+                          "2023-01-01T23:59:59.0a0Z", "+023-01-01T23:59:59.000Z"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(core::parse_time(bad));
+  }
 }
 
 TEST_CASE("parse_time rejects text that is not a UTC timestamp") {
