@@ -138,10 +138,14 @@ struct Api::Impl {
     // so it sees a job submitted in the same batch (any order of requests
     // that arrived together is a valid one).
     bool run_last = false;
+    // Its own: a leader wakes the mutations it answered, and the one to lead
+    // next, not every thread that waits (with 16 clients a broadcast per
+    // batch woke a dozen threads that had nothing to do).
+    std::condition_variable cv;
   };
   bool group_commit = true;
   std::mutex group_mutex;
-  std::condition_variable group_cv;
+  std::condition_variable group_cv;  // riders wait on it
   std::vector<Mutation*> pending;
   bool leading = false;
   std::size_t max_group = 256;
@@ -233,7 +237,7 @@ struct Api::Impl {
   auto with_fleet(const Caller& caller, bool mutates, Fn&& fn, bool run_last = false) {
     if (mutates && group_commit) {
       std::optional<decltype(fn(*fleet))> result;
-      Mutation m{actor_of(caller), [&](gitstore::LocalFleet& f) { result.emplace(fn(f)); }, false, run_last};
+      Mutation m{actor_of(caller), [&](gitstore::LocalFleet& f) { result.emplace(fn(f)); }, false, run_last, {}};
       run_grouped(m);
       if (*result) notify();
       return std::move(*result);
@@ -262,18 +266,23 @@ struct Api::Impl {
         lock.unlock();
         run_batch(batch);
         lock.lock();
-        for (Mutation* done : batch) done->done = true;
-        group_cv.notify_all();
+        // Each waiter goes once the lock is released: none is touched after.
+        for (Mutation* done : batch) {
+          done->done = true;
+          done->cv.notify_one();
+        }
         // The batch is answered; the pack merges its commit made due run
         // now, before the next batch (which waits for a leader meanwhile).
         lock.unlock();
         maintain();
         lock.lock();
         leading = false;
-        group_cv.notify_all();
+        // This thread leads again while its own mutation waits; else the
+        // next in line leads (a mutation arriving meanwhile may come first).
+        if (m.done && !pending.empty()) pending.front()->cv.notify_one();
         continue;
       }
-      group_cv.wait(lock);
+      m.cv.wait(lock);
     }
   }
 
