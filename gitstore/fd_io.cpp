@@ -69,7 +69,68 @@ class Syncer {
   std::size_t m_waiting = 0;  // threads waiting for a task (some perhaps woken for one already)
 };
 
+// The thread behind close_later: one, started at the first file, never
+// destroyed (as Syncer).
+class Closer {
+ public:
+  static Closer& instance() {
+    static Closer* closer = new Closer;
+    return *closer;
+  }
+
+  // Returns once every fd posted so far is closed.
+  void flush() {
+    std::unique_lock lock(m_mutex);
+    std::deque<int> fds;
+    fds.swap(m_fds);
+    for (int fd : fds) ::close(fd);
+    m_cv.wait(lock, [&] { return !m_closing; });
+  }
+
+  void post(int fd) {
+    std::lock_guard lock(m_mutex);
+    m_fds.push_back(fd);
+    if (!m_started) {
+      m_started = true;
+      std::thread([this] { loop(); }).detach();
+    } else {
+      m_cv.notify_one();
+    }
+  }
+
+ private:
+  void loop() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    std::unique_lock lock(m_mutex);
+    for (;;) {
+      m_cv.wait(lock, [&] { return !m_fds.empty(); });
+      std::deque<int> fds;
+      fds.swap(m_fds);
+      m_closing = true;
+      lock.unlock();
+      for (int fd : fds) ::close(fd);
+      lock.lock();
+      m_closing = false;
+      m_cv.notify_all();
+    }
+  }
+
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::deque<int> m_fds;
+  bool m_started = false;
+  bool m_closing = false;  // the thread is closing fds it took
+};
+
 }  // namespace
+
+void close_later(int fd) {
+  if (fd >= 0) Closer::instance().post(fd);
+}
+
+void close_now() { Closer::instance().flush(); }
 
 bool fsync_together(std::span<const int> fds) {
   if (fds.empty()) return true;

@@ -43,4 +43,17 @@ inline bool fsync_path(const std::string& path, bool directory = false) {
 // threads. True when every fsync succeeded.
 bool fsync_together(std::span<const int> fds);
 
+// Closes `fd` soon, on a helper thread. For a file that is being replaced
+// or deleted: open it first, and the last close (which frees its blocks,
+// and on a filesystem mounted with `discard` waits for the device to
+// discard them: about 0.17 ms for a ref here) happens off the caller's path.
+// A negative fd is ignored.
+void close_later(int fd);
+// Returns once every fd handed to close_later so far is closed.
+void close_now();
+
+// Opens `path` to hand to close_later once it is renamed over or deleted;
+// -1 when there is no such file.
+inline int hold_for_close_later(const std::string& path) { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); }
+
 }  // namespace gigafab::gitstore::fd_io

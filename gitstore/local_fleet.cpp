@@ -277,16 +277,27 @@ Result<core::TokenRecord> LocalFleet::revoke_token_id(const std::string& id, con
 }
 
 Result<core::Principal> LocalFleet::authenticate(std::string_view token) {
-  auto snap = m_store.snapshot();
-  if (!snap) return snap.error();
   // A principal depends on auth/ alone: while that tree is the same, a token
   // checked once speaks for the same principal (no record read, no hash).
+  // While the tip is the one that tree was read at, not even the tree is
+  // read (a server authenticates several requests per commit).
+  if (!m_store.in_group() && !m_principals_at.empty()) {
+    auto tip = m_store.tip_id();
+    if (!tip) return tip.error();
+    if (*tip == m_principals_at) {
+      if (auto it = m_principals.find(token); it != m_principals.end()) return it->second;
+    }
+  }
+  std::string tip;
+  auto snap = m_store.snapshot(&tip);
+  if (!snap) return snap.error();
   std::string auth_tree;
   if (auto id = (*snap)->id_of("", core::layout::k_auth_dir); id) auth_tree = std::move(*id);
   if (auth_tree.empty() || auth_tree != m_principals_of) {
     m_principals.clear();
     m_principals_of = auth_tree;
   }
+  m_principals_at = auth_tree.empty() ? std::string() : tip;
   if (auto it = m_principals.find(token); it != m_principals.end()) return it->second;
   auto principal = core::authenticate(**snap, token);
   if (principal && !auth_tree.empty()) {

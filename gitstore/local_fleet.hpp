@@ -116,6 +116,7 @@ class LocalFleet final : public core::Fleet {
   // authenticate(): the principals of tokens checked against auth/ tree `m_principals_of`.
   std::map<std::string, core::Principal, std::less<>> m_principals;
   std::string m_principals_of;
+  std::string m_principals_at;  // the tip whose auth/ tree that is
 };
 
 }  // namespace gigafab::gitstore

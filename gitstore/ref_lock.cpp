@@ -69,11 +69,15 @@ core::Result<void> RefLock::commit(bool durable, bool synced) {
   }
   ::close(m_fd);
   m_fd = -1;
+  // The old value's file is freed later, not by the rename (see close_later).
+  const int replaced = fd_io::hold_for_close_later(m_ref_path);
   if (::rename(lock_path.c_str(), m_ref_path.c_str()) != 0) {
     const int err = errno;
+    if (replaced >= 0) ::close(replaced);
     ::unlink(lock_path.c_str());
     return make_error(ErrorCode::error, "cannot move " + lock_path + " into place: " + std::strerror(err));
   }
+  fd_io::close_later(replaced);
   const std::string dir = std::filesystem::path(m_ref_path).parent_path().string();
   if (durable && !fd_io::fsync_path(dir, true)) {
     return make_error(ErrorCode::error, "cannot sync " + dir + ": " + std::strerror(errno));

@@ -1,4 +1,5 @@
 #include "gitstore/store.hpp"
+#include "gitstore/fd_io.hpp"
 #include "gitstore/git_pack.hpp"
 #include "gitstore/packfile.hpp"
 #include "gitstore/ref_lock.hpp"
@@ -713,10 +714,15 @@ struct Store::Impl {
 
   // The pack first: an index left without it (the process killed here) is
   // ignored by every reader, and removed by the next pack merge.
+  // Its files are freed on a helper thread (fd_io::close_later), not by
+  // the unlink or by libgit2 closing the pack.
   void remove_pack(const std::string& base) {
     for (const char* ext : {".pack", ".idx", ".rev", ".keep"}) {
+      const std::string file = base + ext;
+      const int held = fd_io::hold_for_close_later(file);
       std::error_code ec;
-      fs::remove(base + ext, ec);
+      fs::remove(file, ec);
+      fd_io::close_later(held);
     }
   }
 
@@ -1236,14 +1242,24 @@ Result<Store> Store::init(const std::string& path, const InitOptions& options, c
   return Store(std::move(impl));
 }
 
-Result<std::unique_ptr<core::Snapshot>> Store::snapshot() const {
-  if (m_impl->group) return std::unique_ptr<core::Snapshot>(std::make_unique<BorrowedSnapshot>(*m_impl->group->view));
+Result<std::unique_ptr<core::Snapshot>> Store::snapshot(std::string* tip_out) const {
+  if (m_impl->group) {
+    if (tip_out) tip_out->clear();
+    return std::unique_ptr<core::Snapshot>(std::make_unique<BorrowedSnapshot>(*m_impl->group->view));
+  }
   m_impl->notice_removed_packs();
   auto tip = m_impl->tip();
   if (!tip) return tip.error();
   auto tree = m_impl->tree_of(**tip);
   if (!tree) return tree.error();
+  if (tip_out) *tip_out = oid_hex(**tip);
   return std::unique_ptr<core::Snapshot>(std::make_unique<TreeSnapshot>(m_impl->repo, *tree));
+}
+
+Result<std::string> Store::tip_id() const {
+  auto tip = m_impl->tip();
+  if (!tip) return tip.error();
+  return oid_hex(**tip);
 }
 
 Result<std::string> Store::transact(const Operation& op, const std::string& actor) {

@@ -73,8 +73,11 @@ class Store {
   const std::string& path() const;
   bool fsync() const;
 
-  // A view of the current tip.
-  Result<std::unique_ptr<core::Snapshot>> snapshot() const;
+  // A view of the current tip; with `tip`, the tip's commit id (hex) too
+  // (empty inside a group commit, whose view is not one commit's).
+  Result<std::unique_ptr<core::Snapshot>> snapshot(std::string* tip = nullptr) const;
+  // The state ref's tip (hex): one read of the ref, no object read.
+  Result<std::string> tip_id() const;
 
   using Operation = std::function<Result<core::Change>(const core::Snapshot&)>;
   // Runs `op` against the tip and publishes its change as one commit (see the

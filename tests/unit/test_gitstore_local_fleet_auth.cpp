@@ -101,6 +101,15 @@ TEST_CASE("LocalFleet authenticate: a token checked once still follows what anot
   auto store = gitstore::Store::open(s.dir + "/store");
   REQUIRE(store.ok());
   gitstore::LocalFleet cli(std::move(*store), "cli", std::nullopt);
+  // It makes another token first: the tip the server checked at has moved,
+  // and both tokens hold.
+  auto other = cli.create_operator_token("default", "other");
+  REQUIRE(other.ok());
+  CHECK(server.authenticate(other->token).ok());
+  CHECK(server.authenticate(op->token).ok());
+  CHECK(server.authenticate(op->token).ok());
   REQUIRE(cli.revoke_token_id(op->record.id, "*").ok());
   CHECK(code_of(server.authenticate(op->token)) == core::ErrorCode::unauthorized);
+  CHECK(code_of(server.authenticate(op->token)) == core::ErrorCode::unauthorized);
+  CHECK(server.authenticate(other->token).ok());
 }

@@ -168,3 +168,46 @@ TEST_CASE("fsync_together syncs every file, and fails when one of them cannot be
   for (int fd : fds) ::close(fd);
   fs::remove_all(dir);
 }
+
+namespace {
+
+// Open files of this process whose path is under `dir` and which are deleted.
+std::size_t open_deleted_under(const std::string& dir) {
+  std::size_t count = 0;
+  for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    std::string target = fs::read_symlink(fd.path(), ec).string();
+    if (!ec && target.rfind(dir + "/", 0) == 0 && target.find("(deleted)") != std::string::npos) ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
+TEST_CASE("close_later frees a replaced ref's file off the caller's path, and close_now waits for it") {
+  Repo r;
+  // The commit holds the old ref's file open across the rename and hands it
+  // to the helper thread: once that has closed it, nothing of it is left open.
+  auto lock = RefLock::take(r.repo, r.dir, "refs/gigafab/state", &r.first_id, r.second_id);
+  REQUIRE(lock.ok());
+  REQUIRE(lock->state() == RefLock::State::held);
+  REQUIRE(lock->commit(true, false).ok());
+  CHECK(r.rev("refs/gigafab/state") == r.second);
+  gitstore::fd_io::close_now();
+  CHECK(open_deleted_under(r.dir) == 0);
+
+  // Files deleted while held stay readable until closed, then are gone.
+  for (int i = 0; i < 20; ++i) {
+    const std::string file = r.dir + "/doomed" + std::to_string(i);
+    { std::ofstream(file) << "bytes\n"; }
+    const int held = gitstore::fd_io::hold_for_close_later(file);
+    REQUIRE(held >= 0);
+    REQUIRE(::unlink(file.c_str()) == 0);
+    gitstore::fd_io::close_later(held);
+  }
+  gitstore::fd_io::close_now();
+  CHECK(open_deleted_under(r.dir) == 0);
+  CHECK(gitstore::fd_io::hold_for_close_later(r.dir + "/no-such-file") == -1);
+  gitstore::fd_io::close_later(-1);  // ignored
+  gitstore::fd_io::close_now();
+}

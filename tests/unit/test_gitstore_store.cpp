@@ -30,6 +30,7 @@
 #include "core/queue_index.hpp"
 #include "core/snapshot.hpp"
 #include "core/submit.hpp"
+#include "gitstore/fd_io.hpp"
 #include "gitstore/spare_files.hpp"
 #include "gitstore/store.hpp"
 #include "shell.hpp"
@@ -806,6 +807,7 @@ TEST_CASE("a long-running store lets go of the packs its merges and gcs delete")
   std::string path = tmp / "store";
   gitstore::Store store = init_store(path);
   auto open_deleted_packs = [&] {
+    gitstore::fd_io::close_now();  // the store's own hold on what it deleted (fd_io::close_later)
     std::size_t count = 0;
     for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
       std::error_code ec;
