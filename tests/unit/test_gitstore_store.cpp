@@ -1169,3 +1169,48 @@ TEST_CASE("group commit with deferred maintenance: packs pile up until maintain(
   CHECK(read_at_tip(store, "g/11.txt") == std::optional<std::string>("11\n"));
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
+
+TEST_CASE("merge_packs_aside: a second handle merges the packs while the first commits; not while a gc runs") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  store.defer_maintenance(true);
+  auto group_put = [&](const std::string& file, const std::string& content) {
+    REQUIRE(store.begin_group().ok());
+    REQUIRE(store.transact(put(file, content), "tester").ok());
+    REQUIRE(store.commit_group("tester").ok());
+  };
+  for (int i = 0; i < 12; ++i) group_put("g/" + std::to_string(i) + ".txt", std::to_string(i) + "\n");
+  REQUIRE(count_packs(path) >= 12);
+  auto opened = gitstore::Store::open(path);
+  REQUIRE(opened.ok());
+  gitstore::Store merger = std::move(*opened);
+
+  // While a gc holds its lock, nothing is merged.
+  int gc_fd = ::open((path + "/gigafab-gc.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  REQUIRE(gc_fd >= 0);
+  REQUIRE(::flock(gc_fd, LOCK_EX) == 0);
+  const std::size_t before = count_packs(path);
+  REQUIRE(merger.merge_packs_aside().ok());
+  CHECK(count_packs(path) == before);
+  ::close(gc_fd);
+
+  // Merges on one thread, commits (and reads of every file) on another.
+  std::atomic<bool> done{false};
+  std::thread merging([&] {
+    while (!done) {
+      CHECK(merger.merge_packs_aside().ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  for (int i = 0; i < 60; ++i) {
+    group_put("h/" + std::to_string(i) + ".txt", std::to_string(i) + "\n");
+    CHECK(read_at_tip(store, "g/" + std::to_string(i % 12) + ".txt") == std::to_string(i % 12) + "\n");
+  }
+  done = true;
+  merging.join();
+  REQUIRE(merger.merge_packs_aside().ok());
+  CHECK(count_packs(path) <= 8);
+  for (int i = 0; i < 60; ++i) CHECK(read_at_tip(store, "h/" + std::to_string(i) + ".txt") == std::to_string(i) + "\n");
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
