@@ -71,3 +71,36 @@ TEST_CASE("packs that share an object merge into one pack holding each object on
   fs::remove_all(repo);
   git_libgit2_shutdown();
 }
+
+TEST_CASE("a pack stores small objects and compresses large blobs, and git reads both") {
+  git_libgit2_init();
+  char pattern[] = "/tmp/gigafab-pack-XXXXXX";
+  REQUIRE(::mkdtemp(pattern) != nullptr);
+  std::string repo = pattern;
+  sh("git init -q --bare " + repo);
+  std::string dir = repo + "/objects/pack";
+  const std::string small = "stage = \"queued\"\n";
+  std::string large;
+  for (int i = 0; i < 4000; ++i) large += "engine output line " + std::to_string(i % 17) + "\n";
+  REQUIRE(gitstore::packfile::write(dir, {blob(small), blob(large)}, false).ok());
+  auto bases = pack_bases(dir);
+  REQUIRE(bases.size() == 1);
+  // verify-pack -v: "<id> blob <size> <size-in-pack> <offset>".
+  std::string verify = sh("git verify-pack -v " + bases.front() + ".idx");
+  auto in_pack = [&](const std::string& content) -> long {
+    char hex[GIT_OID_HEXSZ + 1];
+    auto o = blob(content);
+    git_oid_tostr(hex, sizeof hex, &o.id);
+    CHECK(sh("git --git-dir " + repo + " cat-file -p " + hex) + "\n" == content);
+    auto at = verify.find(hex);
+    REQUIRE(at != std::string::npos);
+    long size = 0, packed = 0;
+    REQUIRE(std::sscanf(verify.c_str() + at + GIT_OID_HEXSZ, " blob %ld %ld", &size, &packed) == 2);
+    CHECK(size == static_cast<long>(content.size()));
+    return packed;
+  };
+  CHECK(in_pack(small) > static_cast<long>(small.size()));      // stored: zlib's framing on top
+  CHECK(in_pack(large) < static_cast<long>(large.size()) / 4);  // compressed
+  fs::remove_all(repo);
+  git_libgit2_shutdown();
+}
