@@ -745,19 +745,14 @@ struct Store::Impl {
   // are the ones its git may be reading and it deletes at its end. Without
   // that, every commit behind a long gc left one more pack (160 after a
   // 16-client HTTP bench), which each lookup of a new object walked.
-  //
-  // Without the writer lock (`writer_locked` false: Store::merge_packs_aside)
-  // it merges only when it gets the gc lock, and leaves half-written files be.
-  static constexpr std::size_t k_max_packs = 8;
-  Result<void> consolidate_packs(bool writer_locked = true) {
+  Result<void> consolidate_packs() {
+    constexpr std::size_t k_max_packs = 8;
     std::vector<std::string> garbage;
     remember_pack_dir();
     auto all = packs(&garbage);
     if (auto ok = forget_removed_packs(all); !ok) return ok;
-    if (!writer_locked) garbage.clear();
     if (all.size() <= k_max_packs && garbage.empty()) return {};
     auto gc_lock = GcLock::try_acquire(path);
-    if (!gc_lock && !writer_locked) return {};
     if (!gc_lock) return all.size() <= k_max_packs ? Result<void>{} : merge_behind_gc(all);
     // With both locks held nobody is writing a pack: what a killed process
     // left half-written goes.
@@ -1353,8 +1348,6 @@ Result<void> Store::maintain() {
   m_impl->maintenance_due = false;
   return m_impl->consolidate_packs();
 }
-
-Result<void> Store::merge_packs_aside() { return m_impl->consolidate_packs(false); }
 
 Result<std::unique_ptr<core::Snapshot>> Store::snapshot_of(const char* ref) const {
   auto tip = m_impl->tip(ref);

@@ -153,14 +153,6 @@ class Store {
   // With `deferred` on, commit_group() leaves the pack merges it would run
   // for maintain(), so a server can answer the group's requests first.
   void defer_maintenance(bool deferred);
-  // For a helper thread with its own handle on the store (serve's merger):
-  // the pack merges a commit would run (see maintain), without the writer
-  // lock, so that commits go on meanwhile. Safe beside any other writer:
-  // a merge deletes its source packs only once the merged pack is durable,
-  // readers and writers that meet a deleted pack look again, and merges
-  // exclude each other by the gc lock (none runs while a gc does). It does
-  // not remove files a killed writer left (that needs the writer lock).
-  Result<void> merge_packs_aside();
   // For a long-lived writer: from now on, empty files are made ahead (on a
   // helper thread) for the next packs to be written into, so that a commit
   // does not wait for the file system to create them (spare_files.hpp).

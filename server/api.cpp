@@ -1,18 +1,13 @@
 #include "server/api.hpp"
 
 #include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <optional>
 #include <sstream>
-#include <thread>
 
 #include "core/auth.hpp"
 #include "core/ids.hpp"
@@ -189,66 +184,11 @@ struct Api::Impl {
   };
   std::vector<Route> routes;
 
-  // Group commits leave their pack merges to the merger thread: a merge
-  // (a copy of the packs it takes in, then syncs) does not hold up the next
-  // batch. It has its own handle on the store, and merges without the
-  // writer lock (Store::merge_packs_aside).
-  std::mutex merge_mutex;
-  std::condition_variable merge_cv;
-  bool merge_wanted = false;
-  bool merger_stopping = false;
-  std::thread merger;
-
-  // The store is handed back as it was, merged.
+  // Group commits leave their pack merges for after their requests are
+  // answered (run_grouped); the store is handed back as it was.
   ~Impl() {
-    if (merger.joinable()) {
-      {
-        std::lock_guard lock(merge_mutex);
-        merger_stopping = true;
-      }
-      merge_cv.notify_one();
-      merger.join();
-    }
     fleet->store().defer_maintenance(false);
     maintain();
-  }
-
-  // After a group commit: the merger looks at the packs.
-  void want_merge() {
-    {
-      std::lock_guard lock(merge_mutex);
-      merge_wanted = true;
-      if (!merger.joinable()) merger = std::thread([this] { merge_loop(); });
-    }
-    merge_cv.notify_one();
-  }
-
-  void merge_loop() {
-    sigset_t all;  // signals are for serve's own threads
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
-    std::optional<gitstore::Store> store;
-    std::unique_lock lock(merge_mutex);
-    for (;;) {
-      merge_cv.wait(lock, [&] { return merge_wanted || merger_stopping; });
-      if (merger_stopping) return;
-      merge_wanted = false;
-      lock.unlock();
-      if (!store) {
-        auto opened = gitstore::Store::open(fleet->store().path());
-        if (opened) {
-          store.emplace(std::move(*opened));
-        } else {
-          std::fprintf(stderr, "gigafab: warning: %s\n", opened.error().message.c_str());
-        }
-      }
-      if (store) {
-        if (auto ok = store->merge_packs_aside(); !ok) {
-          std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
-        }
-      }
-      lock.lock();
-    }
   }
 
   explicit Impl(gitstore::LocalFleet& f) : fleet(&f) {
@@ -331,8 +271,11 @@ struct Api::Impl {
           done->done = true;
           done->cv.notify_one();
         }
-        // The batch is answered; the merger sees to the packs meanwhile.
-        want_merge();
+        // The batch is answered; the pack merges its commit made due run
+        // now, before the next batch (which waits for a leader meanwhile).
+        lock.unlock();
+        maintain();
+        lock.lock();
         leading = false;
         // This thread leads again while its own mutation waits; else the
         // next in line leads (a mutation arriving meanwhile may come first).
