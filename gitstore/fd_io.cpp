@@ -44,9 +44,7 @@ class Syncer {
   };
 
   void loop() {
-    sigset_t all;  // signals are for the process's own threads, never a helper's
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    block_signals_in_helper();
     std::unique_lock lock(m_mutex);
     for (;;) {
       if (m_tasks.empty()) {
@@ -100,9 +98,7 @@ class Closer {
 
  private:
   void loop() {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    block_signals_in_helper();
     std::unique_lock lock(m_mutex);
     for (;;) {
       m_cv.wait(lock, [&] { return !m_fds.empty(); });
@@ -125,6 +121,12 @@ class Closer {
 };
 
 }  // namespace
+
+void block_signals_in_helper() {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+}
 
 void close_later(int fd) {
   if (fd >= 0) Closer::instance().post(fd);

@@ -43,6 +43,11 @@ inline bool fsync_path(const std::string& path, bool directory = false) {
 // threads. True when every fsync succeeded.
 bool fsync_together(std::span<const int> fds);
 
+// For the first line of a helper thread gitstore starts: blocks every
+// signal in it, so that signals reach the process's own threads (serve
+// waits for SIGTERM in one; a helper may start before it is blocked there).
+void block_signals_in_helper();
+
 // Closes `fd` soon, on a helper thread. For a file that is being replaced
 // or deleted: open it first, and the last close (which frees its blocks,
 // and on a filesystem mounted with `discard` waits for the device to

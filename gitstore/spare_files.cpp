@@ -1,7 +1,7 @@
 #include "gitstore/spare_files.hpp"
+#include "gitstore/fd_io.hpp"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -72,11 +72,7 @@ class Registry {
   };
 
   void loop() {
-    // Signals are for the process's own threads (serve waits for SIGTERM in
-    // one): this helper may start before they are blocked there.
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    fd_io::block_signals_in_helper();
     std::unique_lock lock(m_mutex);
     for (;;) {
       auto short_of = std::find_if(m_dirs.begin(), m_dirs.end(), [](const auto& entry) {
