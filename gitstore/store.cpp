@@ -17,11 +17,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -312,6 +314,12 @@ class ObjectWriter {
   Result<git_oid> put(std::string_view data, git_object_t type) {
     git_oid oid;
     if (git_odb_hash(&oid, data.data(), data.size(), type) < 0) return git_failure("cannot hash an object");
+    // Still only in memory (this commit's, or one a pipelined group wrote
+    // and may never publish): it goes into this commit's pack too.
+    if (m_mempack->exists(m_mempack, &oid) == 1) {
+      m_written.push_back(oid);
+      return oid;
+    }
     // Known already (the packs loaded, or this commit): git_odb_write finds
     // it without reloading anything and "freshens" its pack (touches it), so
     // a gc running meanwhile keeps the pack if the object is unreachable so
@@ -573,12 +581,52 @@ struct Store::Impl {
     core::Change merged;
     std::vector<core::Change> operations;
     std::unique_ptr<core::OverlaySnapshot> view;
+    std::uint64_t chain = 0;  // Pipeline::chains
   };
   std::unique_ptr<Group> group;
   // Store::defer_maintenance: merges wait for maintain(), and are due.
   bool defer_maintenance = false;
-  bool maintenance_due = false;
-  double last_publish_seconds = 0;
+  std::atomic<bool> maintenance_due{false};
+  std::atomic<double> last_publish_seconds{0};
+
+  // Pipelined group commits (Store::prepare_group): tickets in the order
+  // groups were prepared, and the newest commit not known to have failed
+  // (`speculative`), which the next group builds on. A chain is a run of
+  // commits each built on the one before; when one fails, those built on it
+  // are doomed and the next group starts again from the ref. While any
+  // prepared group is unpublished its objects, and those of the commits it
+  // builds on, live only in the mempack: nothing resets the mempack or
+  // replaces the object database (merges, removed packs) until all are.
+  struct Pipeline {
+    mutable std::mutex mutex;
+    mutable std::condition_variable cv;
+    std::uint64_t prepared = 0;
+    std::uint64_t finished = 0;
+    std::optional<git_oid> speculative;
+    std::uint64_t speculative_chain = 0;
+    std::uint64_t chains = 0;
+    std::size_t since_reset = 0;     // groups prepared since the mempack was last emptied
+    git_repository* repo = nullptr;  // the publishers' own handle (one at a time), to read the ref
+    ~Pipeline() {
+      if (repo) git_repository_free(repo);
+    }
+  };
+  Pipeline pipeline;
+
+  bool busy() const {
+    std::lock_guard lock(pipeline.mutex);
+    return pipeline.finished < pipeline.prepared;
+  }
+  void wait_for_groups(std::size_t count) const {
+    std::unique_lock lock(pipeline.mutex);
+    pipeline.cv.wait(lock, [&] { return pipeline.prepared - pipeline.finished <= count; });
+  }
+  // Empties the mempack unless a prepared group still needs what it holds.
+  void reset_mempack() {
+    if (busy()) return;
+    git_mempack_reset(mempack);
+    pipeline.since_reset = 0;
+  }
 
   ~Impl() {
     if (repo) git_repository_free(repo);  // frees the odb and its backends
@@ -609,6 +657,7 @@ struct Store::Impl {
   // object database (same backends, a fresh mempack) replaces the old one.
   // Call with the mempack empty (between commits).
   Result<void> forget_removed_packs(const std::vector<std::pair<std::uintmax_t, std::string>>& now) {
+    if (busy()) return {};  // the mempack holds what prepared groups need: later
     std::vector<std::string> names;
     names.reserve(now.size());
     for (const auto& pack : now) names.push_back(pack.second);
@@ -644,12 +693,12 @@ struct Store::Impl {
     fresh.erase(std::unique(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_equal(&a, &b); }),
                 fresh.end());
     if (fresh.empty()) {
-      git_mempack_reset(mempack);
+      reset_mempack();
       return false;
     }
     git_odb* odb = nullptr;
     if (git_repository_odb(&odb, repo) < 0) {
-      git_mempack_reset(mempack);
+      reset_mempack();
       return git_failure("cannot open the object database");
     }
     std::vector<git_odb_object*> read;
@@ -669,7 +718,7 @@ struct Store::Impl {
     for (git_odb_object* object : read) git_odb_object_free(object);
     if (written_ok) git_odb_refresh(odb);
     git_odb_free(odb);
-    git_mempack_reset(mempack);
+    reset_mempack();
     if (!written_ok) return written_ok.error();
     return true;
   }
@@ -745,8 +794,13 @@ struct Store::Impl {
   // are the ones its git may be reading and it deletes at its end. Without
   // that, every commit behind a long gc left one more pack (160 after a
   // 16-client HTTP bench), which each lookup of a new object walked.
+  static constexpr std::size_t k_max_packs = 8;
+
   Result<void> consolidate_packs() {
-    constexpr std::size_t k_max_packs = 8;
+    if (busy()) {  // merges replace the object database: once the prepared groups are out
+      maintenance_due = true;
+      return {};
+    }
     std::vector<std::string> garbage;
     remember_pack_dir();
     auto all = packs(&garbage);
@@ -828,6 +882,7 @@ struct Store::Impl {
   // the pack directory changed since the last look, forgets the packs other
   // processes removed. A stat when nothing changed.
   void notice_removed_packs() {
+    if (busy()) return;  // see forget_removed_packs
     if (!remember_pack_dir()) return;
     if (auto ok = forget_removed_packs(packs()); !ok) {
       std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
@@ -1029,9 +1084,9 @@ struct Store::Impl {
   // removes one a killed writer left behind. Caller holds the writer lock.
   Result<bool> publish(const char* ref, const BuiltCommit& commit, const git_oid* expected) {
     struct ResetMempack {
-      git_odb_backend* mempack;
-      ~ResetMempack() { git_mempack_reset(mempack); }
-    } reset{mempack};
+      Impl* impl;
+      ~ResetMempack() { impl->reset_mempack(); }
+    } reset{this};
     const core::Millis lock_deadline = core::now_millis() + 10'000;
     for (;;) {
       auto lock = RefLock::take(repo, path, ref, expected, commit.id);
@@ -1052,6 +1107,10 @@ struct Store::Impl {
     }
   }
 
+  // For Store::prepare_group and publish_group (defined with Prepared::State).
+  Result<void> copy_new_objects(const std::vector<git_oid>& written, Store::Prepared::State& into);
+  Result<void> publish_prepared(Store::Prepared::State& prepared);
+
   // build_commit's part of write_commit: the objects stay in the mempack.
   Result<BuiltCommit> build_commit(const git_oid* parent, const core::Change& change, const std::string& actor,
                                    const git_oid* base_commit = nullptr) {
@@ -1064,11 +1123,11 @@ struct Store::Impl {
     }
     // Whatever fails leaves nothing behind in the mempack.
     struct ResetMempack {
-      git_odb_backend* mempack;
+      Impl* impl;
       ~ResetMempack() {
-        if (mempack) git_mempack_reset(mempack);
+        if (impl) impl->reset_mempack();
       }
-    } reset{mempack};
+    } reset{this};
     git_odb* odb = nullptr;
     if (git_repository_odb(&odb, repo) < 0) return git_failure("cannot open the object database");
     std::unique_ptr<git_odb, void (*)(git_odb*)> odb_handle(odb, git_odb_free);
@@ -1099,7 +1158,7 @@ struct Store::Impl {
     auto commit = writer.put(std::string_view(buffer.ptr, buffer.size), GIT_OBJECT_COMMIT);
     git_buf_dispose(&buffer);
     if (!commit) return commit.error();
-    reset.mempack = nullptr;
+    reset.impl = nullptr;
     return BuiltCommit{*commit, std::move(written)};
   }
 };
@@ -1278,14 +1337,35 @@ Result<std::string> Store::transact(const Operation& op, const std::string& acto
 Result<bool> Store::begin_group() {
   if (m_impl->group) return make_error(ErrorCode::error, "a group commit is already open");
   if (m_impl->remote) return false;
+  Impl::Pipeline& pipe = m_impl->pipeline;
+  // What the mempack holds for groups in flight grows with each: now and
+  // then the pipeline empties, and so does the mempack.
+  constexpr std::size_t k_groups_per_reset = 32;
+  if (pipe.since_reset >= k_groups_per_reset) m_impl->wait_for_groups(0);
+  m_impl->reset_mempack();
   m_impl->notice_removed_packs();  // as in transact_on
-  auto tip = m_impl->tip();
-  if (!tip) return tip.error();
-  if (!*tip) return make_error(ErrorCode::error, "the store has no state ref");
-  auto tree = m_impl->tree_of(**tip);
+  std::optional<git_oid> base;
+  std::uint64_t chain = 0;
+  {
+    std::lock_guard lock(pipe.mutex);
+    if (pipe.speculative) {
+      base = *pipe.speculative;
+      chain = pipe.speculative_chain;
+    } else {
+      chain = ++pipe.chains;
+    }
+  }
+  if (!base) {
+    auto tip = m_impl->tip();
+    if (!tip) return tip.error();
+    if (!*tip) return make_error(ErrorCode::error, "the store has no state ref");
+    base = **tip;
+  }
+  auto tree = m_impl->tree_of(*base);
   if (!tree) return tree.error();
   auto group = std::make_unique<Impl::Group>();
-  group->base = **tip;
+  group->base = *base;
+  group->chain = chain;
   group->base_snap = std::make_unique<TreeSnapshot>(m_impl->repo, *tree);
   group->view = std::make_unique<core::OverlaySnapshot>(*group->base_snap, group->merged);
   m_impl->group = std::move(group);
@@ -1298,37 +1378,194 @@ std::size_t Store::group_size() const { return m_impl->group ? m_impl->group->op
 
 void Store::abandon_group() { m_impl->group.reset(); }
 
-Result<void> Store::commit_group(const std::string& actor) {
+namespace {
+
+Error group_lost_error() {
+  Error e = make_error(ErrorCode::conflict, "the state ref moved while a group commit was open");
+  e.reason = "group_lost";
+  return e;
+}
+
+}  // namespace
+
+// A prepared group: its commit, the objects to write for it (copies: the
+// publisher reads nothing of the handle's), and its place in the pipeline.
+struct Store::Prepared::State {
+  Store::Impl* impl = nullptr;
+  std::uint64_t ticket = 0;
+  std::uint64_t chain = 0;
+  git_oid base{};
+  git_oid id{};
+  std::vector<git_oid> ids;
+  std::vector<git_object_t> types;
+  std::vector<std::string> data;
+  bool finished = false;
+
+  // Its turn comes after every group prepared before it has finished.
+  void wait_turn() const {
+    std::unique_lock lock(impl->pipeline.mutex);
+    impl->pipeline.cv.wait(lock, [&] { return impl->pipeline.finished == ticket; });
+  }
+  void finish(bool published) {
+    Impl::Pipeline& pipe = impl->pipeline;
+    {
+      std::lock_guard lock(pipe.mutex);
+      ++pipe.finished;
+      finished = true;
+      // The groups built on this one cannot publish: build on the ref again.
+      if (!published && pipe.speculative_chain == chain) pipe.speculative.reset();
+      if (pipe.finished == pipe.prepared) pipe.speculative.reset();
+    }
+    pipe.cv.notify_all();
+  }
+  // Dropped unpublished: its turn passes (as a failure) once it comes.
+  ~State() {
+    if (!impl || finished) return;
+    wait_turn();
+    finish(false);
+  }
+};
+
+Store::Prepared::Prepared() = default;
+Store::Prepared::Prepared(Prepared&&) noexcept = default;
+Store::Prepared& Store::Prepared::operator=(Prepared&&) noexcept = default;
+Store::Prepared::~Prepared() = default;
+bool Store::Prepared::empty() const { return !m_state; }
+
+namespace {
+
+core::Change group_change(std::vector<core::Change>& operations, core::Change& merged) {
+  core::Change all;
+  all.writes = std::move(merged.writes);
+  all.summary = operations.size() == 1 ? operations.front().message() : group_message(operations);
+  while (!all.summary.empty() && all.summary.back() == '\n') all.summary.pop_back();
+  return all;
+}
+
+}  // namespace
+
+// The objects of `written` still only in the mempack, once each, copied.
+Result<void> Store::Impl::copy_new_objects(const std::vector<git_oid>& written, Store::Prepared::State& into) {
+  std::vector<git_oid> fresh;
+  for (const git_oid& oid : written) {
+    if (mempack->exists(mempack, &oid)) fresh.push_back(oid);
+  }
+  std::sort(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_cmp(&a, &b) < 0; });
+  fresh.erase(std::unique(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_equal(&a, &b); }),
+              fresh.end());
+  git_odb* odb = nullptr;
+  if (git_repository_odb(&odb, repo) < 0) return git_failure("cannot open the object database");
+  std::unique_ptr<git_odb, void (*)(git_odb*)> odb_handle(odb, git_odb_free);
+  for (const git_oid& oid : fresh) {
+    git_odb_object* object = nullptr;
+    if (git_odb_read(&object, odb, &oid) < 0) return git_failure("cannot read a new object");
+    into.ids.push_back(oid);
+    into.types.push_back(git_odb_object_type(object));
+    into.data.emplace_back(static_cast<const char*>(git_odb_object_data(object)), git_odb_object_size(object));
+    git_odb_object_free(object);
+  }
+  return {};
+}
+
+// publish() for a prepared group, touching nothing the handle's other
+// calls use: the ref is read through the pipeline's own repository, the
+// objects come from the copies. Runs in the group's turn.
+Result<void> Store::Impl::publish_prepared(Store::Prepared::State& prepared) {
+  if (!pipeline.repo && git_repository_open(&pipeline.repo, path.c_str()) < 0) {
+    return git_failure("cannot open " + path);
+  }
+  auto lock = WriterLock::acquire(path);
+  if (!lock) return lock.error();
+  const auto started = std::chrono::steady_clock::now();
+  const core::Millis lock_deadline = core::now_millis() + 10'000;
+  for (;;) {
+    auto ref = RefLock::take(pipeline.repo, path, k_state_ref, &prepared.base, prepared.id);
+    if (!ref) return ref.error();
+    if (ref->state() == RefLock::State::moved) return group_lost_error();
+    if (ref->state() == RefLock::State::held) {
+      std::vector<packfile::Object> objects;
+      objects.reserve(prepared.ids.size());
+      for (std::size_t i = 0; i < prepared.ids.size(); ++i) {
+        objects.push_back({prepared.ids[i], prepared.types[i], prepared.data[i]});
+      }
+      const bool packed = !objects.empty();
+      if (packed) {
+        if (auto ok = packfile::write(pack_dir(), objects, fsync, ref->fd()); !ok) return ok.error();
+      }
+      if (auto ok = ref->commit(fsync, packed); !ok) return ok.error();
+      last_publish_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      maintenance_due = true;
+      return {};
+    }
+    if (recover_stale_ref_lock(k_state_ref)) continue;
+    if (core::now_millis() > lock_deadline) {
+      return make_error(ErrorCode::error, "cannot update " + std::string(k_state_ref) + ": " + path + "/" +
+                                              k_state_ref + ".lock is held by another process");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+Result<Store::Prepared> Store::prepare_group(const std::string& actor) {
   if (!m_impl->group) return make_error(ErrorCode::error, "no group commit is open");
   std::unique_ptr<Impl::Group> group = std::move(m_impl->group);
-  if (group->operations.empty()) return {};
-  auto lock = WriterLock::acquire(m_impl->path);
-  if (!lock) return lock.error();
-  auto lost = [] {
-    Error e = make_error(ErrorCode::conflict, "the state ref moved while a group commit was open");
-    e.reason = "group_lost";
-    return e;
-  };
-  auto tip = m_impl->tip();
-  if (!tip) return tip.error();
-  if (!*tip || !git_oid_equal(&**tip, &group->base)) return lost();
-  core::Change all;
-  all.writes = std::move(group->merged.writes);
-  all.summary = group->operations.size() == 1 ? group->operations.front().message()
-                                              : group_message(group->operations);
-  while (!all.summary.empty() && all.summary.back() == '\n') all.summary.pop_back();
+  Prepared out;
+  if (group->operations.empty()) return out;
+  core::Change all = group_change(group->operations, group->merged);
   auto commit = m_impl->build_commit(&group->base, all, actor);
   if (!commit) return commit.error();
-  const auto publish_started = std::chrono::steady_clock::now();
-  auto published = m_impl->publish(k_state_ref, *commit, &group->base);
-  if (!published) return published.error();
-  if (!*published) return lost();
-  m_impl->last_publish_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_started).count();
-  if (m_impl->defer_maintenance) {
-    m_impl->maintenance_due = true;
-    return {};
+  auto state = std::make_shared<Prepared::State>();
+  if (auto ok = m_impl->copy_new_objects(commit->written, *state); !ok) {
+    m_impl->reset_mempack();
+    return ok.error();
   }
+  state->base = group->base;
+  state->id = commit->id;
+  state->chain = group->chain;
+  {
+    Impl::Pipeline& pipe = m_impl->pipeline;
+    std::lock_guard lock(pipe.mutex);
+    state->ticket = pipe.prepared++;
+    pipe.speculative = commit->id;
+    pipe.speculative_chain = group->chain;
+    ++pipe.since_reset;
+  }
+  state->impl = m_impl.get();
+  out.m_state = std::move(state);
+  return out;
+}
+
+Result<void> Store::publish_group(Prepared& prepared) {
+  std::shared_ptr<Prepared::State> state = std::move(prepared.m_state);
+  if (!state) return {};
+  state->wait_turn();
+  auto published = m_impl->publish_prepared(*state);
+  state->finish(static_cast<bool>(published));
+  return published;
+}
+
+std::size_t Store::groups_in_flight() const {
+  std::lock_guard lock(m_impl->pipeline.mutex);
+  return m_impl->pipeline.prepared - m_impl->pipeline.finished;
+}
+
+void Store::wait_for_groups(std::size_t count) const { m_impl->wait_for_groups(count); }
+
+bool Store::maintenance_needed() const {
+  return m_impl->maintenance_due && m_impl->packs().size() > Impl::k_max_packs;
+}
+
+Result<void> Store::commit_group(const std::string& actor) {
+  auto prepared = prepare_group(actor);
+  if (!prepared) return prepared.error();
+  if (prepared->empty()) return {};
+  auto published = publish_group(*prepared);
+  m_impl->reset_mempack();
+  if (!published) return published;
+  if (m_impl->defer_maintenance) return {};
+  auto lock = WriterLock::acquire(m_impl->path);
+  if (!lock) return lock.error();
+  m_impl->maintenance_due = false;
   if (auto ok = m_impl->consolidate_packs(); !ok) {
     std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
   }
@@ -1343,6 +1580,8 @@ void Store::keep_spare_files() { spare_files::keep(m_impl->pack_dir(), 4); }
 
 Result<void> Store::maintain() {
   if (!m_impl->maintenance_due) return {};
+  m_impl->wait_for_groups(0);
+  m_impl->reset_mempack();
   auto lock = WriterLock::acquire(m_impl->path);
   if (!lock) return lock.error();
   m_impl->maintenance_due = false;

@@ -143,6 +143,41 @@ class Store {
   // by one as always. Other refs (liveness, logs) are written at once.
   Result<bool> begin_group();
   Result<void> commit_group(const std::string& actor);
+
+  // commit_group() in two halves, so that a server builds its next group
+  // while this one syncs (a pipeline). prepare_group() closes the open group
+  // and builds its commit (objects still in memory, copied for the
+  // publisher); the next begin_group() builds on that commit although it is
+  // not published yet. publish_group() writes and fsyncs its objects and
+  // moves the ref by compare-and-swap from the group's base; it may run on
+  // another thread while this handle is used (it touches none of its git
+  // objects), and prepared groups publish in the order they were prepared,
+  // each waiting for the one before. A group built on one that failed fails
+  // too ("group_lost": the ref is not where it was built), and so does any
+  // group when another writer moved the ref: run its operations again. Every
+  // prepared group must be published (or dropped: its turn then passes).
+  class Prepared {
+   public:
+    Prepared();
+    Prepared(Prepared&&) noexcept;
+    Prepared& operator=(Prepared&&) noexcept;
+    ~Prepared();
+    bool empty() const;  // the group changed nothing: publishing is a no-op
+    struct State;
+
+   private:
+    friend class Store;
+    std::shared_ptr<State> m_state;
+  };
+  Result<Prepared> prepare_group(const std::string& actor);
+  Result<void> publish_group(Prepared& prepared);
+  // Prepared groups not published yet (0: none; every write is on disk).
+  std::size_t groups_in_flight() const;
+  // Returns once at most `count` prepared groups are still unpublished.
+  void wait_for_groups(std::size_t count) const;
+  // Merges are due and the packs are more than they should be: maintain()
+  // would merge (which first waits for every prepared group).
+  bool maintenance_needed() const;
   // Seconds the last commit_group() that wrote a commit took to write its
   // objects and move the ref (a durable store's syncs); 0 before the first.
   double last_publish_seconds() const;
@@ -157,7 +192,8 @@ class Store {
   // helper thread) for the next packs to be written into, so that a commit
   // does not wait for the file system to create them (spare_files.hpp).
   void keep_spare_files();
-  // The pack merges the last commits left (a no-op when none are due).
+  // The pack merges the last commits left (a no-op when none are due);
+  // waits for the prepared groups to publish first.
   Result<void> maintain();
 
   // ---- the coordinating git remote (gitstore/remote.hpp) -------------------

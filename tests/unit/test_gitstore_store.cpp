@@ -16,10 +16,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -1168,4 +1170,171 @@ TEST_CASE("group commit with deferred maintenance: packs pile up until maintain(
   CHECK(count_packs(path) <= 8);
   CHECK(read_at_tip(store, "g/11.txt") == std::optional<std::string>("11\n"));
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
+
+TEST_CASE("pipelined group commit: the next group builds on a prepared one, and both publish in order") {
+  TempDir dir;
+  std::string path = dir / "s";
+  auto store = init_store(path);
+  std::string before = git_out(path, "rev-parse refs/gigafab/state");
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.transact(put("a.txt", "1", "first"), "tester").ok());
+  auto first = store.prepare_group("tester");
+  REQUIRE(first.ok());
+  REQUIRE_FALSE(first->empty());
+  CHECK(store.groups_in_flight() == 1);
+  // Not published: the ref has not moved, yet the next group sees a.txt.
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == before);
+  REQUIRE(store.begin_group().ok());
+  {
+    auto view = store.snapshot();
+    REQUIRE(view.ok());
+    CHECK((*view)->read("a.txt")->value() == "1");
+  }
+  REQUIRE(store.transact(put("b.txt", "2", "second"), "tester").ok());
+  auto second = store.prepare_group("tester");
+  REQUIRE(second.ok());
+  CHECK(store.groups_in_flight() == 2);
+  // The second publishes on another thread: it waits for the first.
+  core::Result<void> second_published = core::make_error(core::ErrorCode::error, "not run");
+  std::thread publisher([&] { second_published = store.publish_group(*second); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == before);
+  REQUIRE(store.publish_group(*first).ok());
+  publisher.join();
+  REQUIRE(second_published.ok());
+  CHECK(store.groups_in_flight() == 0);
+  CHECK(git_out(path, "log --format=%s " + before + "..refs/gigafab/state") == "second\nfirst");
+  // Both durable in packs: a new handle, and git, read them.
+  auto reopened = gitstore::Store::open(path);
+  REQUIRE(reopened.ok());
+  CHECK(read_at_tip(*reopened, "a.txt") == std::optional<std::string>("1"));
+  CHECK(read_at_tip(*reopened, "b.txt") == std::optional<std::string>("2"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+  // The next group starts from the ref again, and the handle still reads.
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.transact(put("c.txt", "3", "third"), "tester").ok());
+  REQUIRE(store.commit_group("tester").ok());
+  CHECK(read_at_tip(store, "b.txt") == std::optional<std::string>("2"));
+  CHECK(git_out(path, "log -1 --format=%s refs/gigafab/state") == "third");
+}
+
+TEST_CASE("pipelined group commit: when a group is lost, those built on it are lost too, and the next starts from the ref") {
+  TempDir dir;
+  std::string path = dir / "s";
+  auto store = init_store(path);
+  auto other = gitstore::Store::open(path);
+  REQUIRE(other.ok());
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.transact(put("a.txt", "1", "first"), "tester").ok());
+  auto first = store.prepare_group("tester");
+  REQUIRE(first.ok());
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.transact(put("b.txt", "2", "second"), "tester").ok());
+  auto second = store.prepare_group("tester");
+  REQUIRE(second.ok());
+  // Another writer moves the ref meanwhile.
+  REQUIRE(other->transact(put("theirs.txt", "x", "theirs"), "other").ok());
+  std::string theirs = git_out(path, "rev-parse refs/gigafab/state");
+  auto lost_first = store.publish_group(*first);
+  REQUIRE_FALSE(lost_first.ok());
+  CHECK(lost_first.error().reason == "group_lost");
+  auto lost_second = store.publish_group(*second);
+  REQUIRE_FALSE(lost_second.ok());
+  CHECK(lost_second.error().reason == "group_lost");
+  CHECK(git_out(path, "rev-parse refs/gigafab/state") == theirs);
+  // Run again: on their commit, without the lost groups' files.
+  REQUIRE(store.begin_group().ok());
+  {
+    auto view = store.snapshot();
+    REQUIRE(view.ok());
+    CHECK((*view)->read("theirs.txt")->value() == "x");
+    CHECK_FALSE((*view)->read("a.txt")->has_value());
+  }
+  REQUIRE(store.transact(put("b.txt", "2", "second again"), "tester").ok());
+  REQUIRE(store.commit_group("tester").ok());
+  CHECK(git_out(path, "log --format=%s -2 refs/gigafab/state") == "second again\ntheirs");
+  CHECK(run(git(path) + "cat-file -e refs/gigafab/state:a.txt").status != 0);
+  CHECK(git_out(path, "show refs/gigafab/state:b.txt") == "2");
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
+
+TEST_CASE("pipelined group commit: groups prepared while others publish on a second thread all land, in order") {
+  TempDir dir;
+  std::string path = dir / "s";
+  auto store = init_store(path);
+  std::string before = git_out(path, "rev-parse refs/gigafab/state");
+  store.defer_maintenance(true);
+  constexpr int k_groups = 60;
+  std::mutex queue_mutex;
+  std::condition_variable queue_cv;
+  std::vector<gitstore::Store::Prepared> queue;
+  bool done = false;
+  int published = 0;
+  std::string failure;
+  std::thread publisher([&] {
+    for (;;) {
+      gitstore::Store::Prepared next;
+      {
+        std::unique_lock lock(queue_mutex);
+        queue_cv.wait(lock, [&] { return done || !queue.empty(); });
+        if (queue.empty()) return;
+        next = std::move(queue.front());
+        queue.erase(queue.begin());
+      }
+      if (auto ok = store.publish_group(next); !ok) {
+        failure = ok.error().message;
+      } else {
+        ++published;
+      }
+    }
+  });
+  for (int i = 0; i < k_groups; ++i) {
+    store.wait_for_groups(2);
+    if (store.maintenance_needed()) REQUIRE(store.maintain().ok());
+    REQUIRE(store.begin_group().ok());
+    // Each group rewrites one shared file and adds its own: a build reads
+    // the trees of the groups before it, published or not.
+    std::string count = std::to_string(i);
+    REQUIRE(store.transact(put("count.txt", count, "group " + count), "tester").ok());
+    REQUIRE(store.transact(put("g/" + count + ".txt", count), "tester").ok());
+    auto prepared = store.prepare_group("tester");
+    REQUIRE(prepared.ok());
+    std::lock_guard lock(queue_mutex);
+    queue.push_back(std::move(*prepared));
+    queue_cv.notify_one();
+  }
+  {
+    std::lock_guard lock(queue_mutex);
+    done = true;
+  }
+  queue_cv.notify_one();
+  publisher.join();
+  CHECK(failure == "");
+  CHECK(published == k_groups);
+  REQUIRE(store.maintain().ok());
+  CHECK(count_packs(path) <= 8);
+  CHECK(git_out(path, "show refs/gigafab/state:count.txt") == std::to_string(k_groups - 1));
+  CHECK(git_out(path, "ls-tree --name-only refs/gigafab/state g/ | wc -l") == std::to_string(k_groups));
+  CHECK(git_out(path, "rev-list --count " + before + "..refs/gigafab/state") == std::to_string(k_groups));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
+
+TEST_CASE("pipelined group commit: a prepared group dropped unpublished passes its turn") {
+  TempDir dir;
+  std::string path = dir / "s";
+  auto store = init_store(path);
+  std::string before = git_out(path, "rev-parse refs/gigafab/state");
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.transact(put("a.txt", "1", "dropped"), "tester").ok());
+  {
+    auto dropped = store.prepare_group("tester");
+    REQUIRE(dropped.ok());
+  }
+  CHECK(store.groups_in_flight() == 0);
+  REQUIRE(store.begin_group().ok());
+  REQUIRE(store.transact(put("b.txt", "2", "kept"), "tester").ok());
+  REQUIRE(store.commit_group("tester").ok());
+  CHECK(git_out(path, "log --format=%s " + before + "..refs/gigafab/state") == "kept");
+  CHECK(run(git(path) + "cat-file -e refs/gigafab/state:a.txt").status != 0);
 }
