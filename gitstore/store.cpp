@@ -311,6 +311,18 @@ class ObjectWriter {
   ObjectWriter(git_odb* odb, git_odb_backend* mempack, std::vector<git_oid>& written)
       : m_odb(odb), m_mempack(mempack), m_written(written) {}
 
+  // Asks the backends on disk themselves: git_odb_exists also answers yes
+  // for what the odb has cached, and that includes objects read from the
+  // mempack of a pipelined group that never published.
+  bool on_disk(const git_oid& oid) const {
+    for (std::size_t i = 0, n = git_odb_num_backends(m_odb); i < n; ++i) {
+      git_odb_backend* backend = nullptr;
+      if (git_odb_get_backend(&backend, m_odb, i) < 0 || backend == m_mempack || !backend->exists) continue;
+      if (backend->exists(backend, &oid) == 1) return true;
+    }
+    return false;
+  }
+
   Result<git_oid> put(std::string_view data, git_object_t type) {
     git_oid oid;
     if (git_odb_hash(&oid, data.data(), data.size(), type) < 0) return git_failure("cannot hash an object");
@@ -320,12 +332,12 @@ class ObjectWriter {
       m_written.push_back(oid);
       return oid;
     }
-    // Known already (the packs loaded, or this commit): git_odb_write finds
-    // it without reloading anything and "freshens" its pack (touches it), so
-    // a gc running meanwhile keeps the pack if the object is unreachable so
-    // far. An object only in a pack another process has just written is
-    // written again; a duplicate in two packs is harmless and gc keeps one.
-    if (git_odb_exists_ext(m_odb, &oid, GIT_ODB_LOOKUP_NO_REFRESH) == 1) {
+    // On disk already (the packs loaded): git_odb_write finds it without
+    // reloading anything and "freshens" its pack (touches it), so a gc
+    // running meanwhile keeps the pack if the object is unreachable so far.
+    // An object only in a pack another process has just written is written
+    // again; a duplicate in two packs is harmless and gc keeps one.
+    if (on_disk(oid)) {
       git_oid same;
       if (git_odb_write(&same, m_odb, data.data(), data.size(), type) < 0) return git_failure("cannot write an object");
       return oid;
@@ -1399,7 +1411,9 @@ struct Store::Prepared::State {
   std::vector<git_oid> ids;
   std::vector<git_object_t> types;
   std::vector<std::string> data;
+  bool changes = false;  // false: its operations changed nothing (no commit)
   bool finished = false;
+  double publish_seconds = 0;
 
   // Its turn comes after every group prepared before it has finished.
   void wait_turn() const {
@@ -1430,7 +1444,8 @@ Store::Prepared::Prepared() = default;
 Store::Prepared::Prepared(Prepared&&) noexcept = default;
 Store::Prepared& Store::Prepared::operator=(Prepared&&) noexcept = default;
 Store::Prepared::~Prepared() = default;
-bool Store::Prepared::empty() const { return !m_state; }
+bool Store::Prepared::empty() const { return !m_state || !m_state->changes; }
+double Store::Prepared::publish_seconds() const { return m_state ? m_state->publish_seconds : 0; }
 
 namespace {
 
@@ -1453,16 +1468,17 @@ Result<void> Store::Impl::copy_new_objects(const std::vector<git_oid>& written, 
   std::sort(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_cmp(&a, &b) < 0; });
   fresh.erase(std::unique(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_equal(&a, &b); }),
               fresh.end());
-  git_odb* odb = nullptr;
-  if (git_repository_odb(&odb, repo) < 0) return git_failure("cannot open the object database");
-  std::unique_ptr<git_odb, void (*)(git_odb*)> odb_handle(odb, git_odb_free);
+  // Read from the mempack itself, not through the odb, whose cache would
+  // keep them (see ObjectWriter::on_disk).
   for (const git_oid& oid : fresh) {
-    git_odb_object* object = nullptr;
-    if (git_odb_read(&object, odb, &oid) < 0) return git_failure("cannot read a new object");
+    void* data = nullptr;
+    std::size_t size = 0;
+    git_object_t type = GIT_OBJECT_INVALID;
+    if (mempack->read(&data, &size, &type, mempack, &oid) < 0) return git_failure("cannot read a new object");
     into.ids.push_back(oid);
-    into.types.push_back(git_odb_object_type(object));
-    into.data.emplace_back(static_cast<const char*>(git_odb_object_data(object)), git_odb_object_size(object));
-    git_odb_object_free(object);
+    into.types.push_back(type);
+    into.data.emplace_back(static_cast<const char*>(data), size);
+    git_odb_backend_data_free(mempack, data);
   }
   return {};
 }
@@ -1473,6 +1489,16 @@ Result<void> Store::Impl::copy_new_objects(const std::vector<git_oid>& written, 
 Result<void> Store::Impl::publish_prepared(Store::Prepared::State& prepared) {
   if (!pipeline.repo && git_repository_open(&pipeline.repo, path.c_str()) < 0) {
     return git_failure("cannot open " + path);
+  }
+  if (!prepared.changes) {
+    // Nothing to write, but its answers were read from the groups before
+    // it: they hold once those are published, and the ref is still there.
+    git_oid current;
+    if (git_reference_name_to_id(&current, pipeline.repo, k_state_ref) < 0) {
+      return git_failure("cannot read " + std::string(k_state_ref) + " in " + path);
+    }
+    if (!git_oid_equal(&current, &prepared.base)) return group_lost_error();
+    return {};
   }
   auto lock = WriterLock::acquire(path);
   if (!lock) return lock.error();
@@ -1493,7 +1519,8 @@ Result<void> Store::Impl::publish_prepared(Store::Prepared::State& prepared) {
         if (auto ok = packfile::write(pack_dir(), objects, fsync, ref->fd()); !ok) return ok.error();
       }
       if (auto ok = ref->commit(fsync, packed); !ok) return ok.error();
-      last_publish_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      prepared.publish_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      last_publish_seconds = prepared.publish_seconds;
       maintenance_due = true;
       return {};
     }
@@ -1510,25 +1537,29 @@ Result<Store::Prepared> Store::prepare_group(const std::string& actor) {
   if (!m_impl->group) return make_error(ErrorCode::error, "no group commit is open");
   std::unique_ptr<Impl::Group> group = std::move(m_impl->group);
   Prepared out;
-  if (group->operations.empty()) return out;
-  core::Change all = group_change(group->operations, group->merged);
-  auto commit = m_impl->build_commit(&group->base, all, actor);
-  if (!commit) return commit.error();
   auto state = std::make_shared<Prepared::State>();
-  if (auto ok = m_impl->copy_new_objects(commit->written, *state); !ok) {
-    m_impl->reset_mempack();
-    return ok.error();
-  }
   state->base = group->base;
-  state->id = commit->id;
   state->chain = group->chain;
+  state->changes = !group->operations.empty();
+  if (state->changes) {
+    core::Change all = group_change(group->operations, group->merged);
+    auto commit = m_impl->build_commit(&group->base, all, actor);
+    if (!commit) return commit.error();
+    if (auto ok = m_impl->copy_new_objects(commit->written, *state); !ok) {
+      m_impl->reset_mempack();
+      return ok.error();
+    }
+    state->id = commit->id;
+  }
   {
     Impl::Pipeline& pipe = m_impl->pipeline;
     std::lock_guard lock(pipe.mutex);
     state->ticket = pipe.prepared++;
-    pipe.speculative = commit->id;
-    pipe.speculative_chain = group->chain;
-    ++pipe.since_reset;
+    if (state->changes) {
+      pipe.speculative = state->id;
+      pipe.speculative_chain = group->chain;
+      ++pipe.since_reset;
+    }
   }
   state->impl = m_impl.get();
   out.m_state = std::move(state);
@@ -1536,8 +1567,9 @@ Result<Store::Prepared> Store::prepare_group(const std::string& actor) {
 }
 
 Result<void> Store::publish_group(Prepared& prepared) {
-  std::shared_ptr<Prepared::State> state = std::move(prepared.m_state);
+  std::shared_ptr<Prepared::State> state = prepared.m_state;
   if (!state) return {};
+  if (state->finished) return make_error(ErrorCode::error, "this group was published already");
   state->wait_turn();
   auto published = m_impl->publish_prepared(*state);
   state->finish(static_cast<bool>(published));
@@ -1558,10 +1590,11 @@ bool Store::maintenance_needed() const {
 Result<void> Store::commit_group(const std::string& actor) {
   auto prepared = prepare_group(actor);
   if (!prepared) return prepared.error();
-  if (prepared->empty()) return {};
+  const bool changes = !prepared->empty();
   auto published = publish_group(*prepared);
   m_impl->reset_mempack();
   if (!published) return published;
+  if (!changes) return {};
   if (m_impl->defer_maintenance) return {};
   auto lock = WriterLock::acquire(m_impl->path);
   if (!lock) return lock.error();

@@ -138,7 +138,8 @@ class Store {
   // (one audit block per operation) whose parent is the tip at begin_group,
   // moved there by compare-and-swap: one pack and one fsync serve the whole
   // group. When the ref moved meanwhile nothing is written and the error's
-  // reason is "group_lost": run the group's operations again. A store with a
+  // reason is "group_lost": run the group's operations again (a group that
+  // changed nothing is lost when the ref is no longer its base). A store with a
   // git remote does not group (begin_group returns false); writes commit one
   // by one as always. Other refs (liveness, logs) are written at once.
   Result<bool> begin_group();
@@ -162,7 +163,12 @@ class Store {
     Prepared(Prepared&&) noexcept;
     Prepared& operator=(Prepared&&) noexcept;
     ~Prepared();
-    bool empty() const;  // the group changed nothing: publishing is a no-op
+    // The group changed nothing: publishing writes nothing, but still
+    // waits for the groups before it and fails when they did (its answers
+    // were read from them).
+    bool empty() const;
+    // How long its publish_group() took to write and sync (0 before).
+    double publish_seconds() const;
     struct State;
 
    private:

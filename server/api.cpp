@@ -251,7 +251,10 @@ struct Api::Impl {
   }
 
   // Queues `m` and returns once it has run and its group is committed (or
-  // has failed: then every mutation of the group gets the error).
+  // has failed: then every mutation of the group gets the error). A leader
+  // runs its batch and builds the commit, then hands over: the next leader
+  // runs the next batch against that commit while this one syncs it
+  // (Store::prepare_group), so the disk's syncs and the operations overlap.
   void run_grouped(Mutation& m) {
     std::unique_lock lock(group_mutex);
     pending.push_back(&m);
@@ -259,46 +262,57 @@ struct Api::Impl {
       if (m.done) return;
       if (!leading) {
         leading = true;
+        lock.unlock();
+        // One group syncing while the next is built: a deeper pipeline
+        // would only split the same requests into more commits. The wait
+        // lets the batch grow meanwhile.
+        fleet->store().wait_for_groups(1);
+        lock.lock();
         std::vector<Mutation*> batch;
         std::size_t n = std::min(pending.size(), max_group);
         batch.assign(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
         pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
         lock.unlock();
-        run_batch(batch);
+        bool handed_over = false;
+        auto hand_over = [&] {
+          if (handed_over) return;
+          handed_over = true;
+          std::lock_guard group_lock(group_mutex);
+          leading = false;
+          if (!pending.empty()) pending.front()->cv.notify_one();
+        };
+        run_batch(batch, hand_over);
+        hand_over();
         lock.lock();
         // Each waiter goes once the lock is released: none is touched after.
         for (Mutation* done : batch) {
           done->done = true;
           done->cv.notify_one();
         }
-        // The batch is answered; the pack merges its commit made due run
-        // now, before the next batch (which waits for a leader meanwhile).
-        lock.unlock();
-        maintain();
-        lock.lock();
-        leading = false;
-        // This thread leads again while its own mutation waits; else the
-        // next in line leads (a mutation arriving meanwhile may come first).
-        if (m.done && !pending.empty()) pending.front()->cv.notify_one();
         continue;
       }
       m.cv.wait(lock);
     }
   }
 
+  // The pack merges due, when they are (waits for the groups in flight).
   void maintain() {
     std::lock_guard lock(fleet_mutex);
+    maintain_locked();
+  }
+  void maintain_locked() {
     if (auto ok = fleet->store().maintain(); !ok) {
       std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
     }
   }
 
-  // Runs a batch as one group commit. A group lost to another writer of the
-  // store (a CLI, another server) runs again on the new tip; after a few
-  // losses, or without group support (a store with a git remote), each
-  // mutation commits on its own.
-  void run_batch(const std::vector<Mutation*>& batch) {
-    std::lock_guard lock(fleet_mutex);
+  // Runs a batch as one group commit: its operations and its commit under
+  // fleet_mutex, then `hand_over` (the next batch may start), then the
+  // commit's syncs. A group lost to another writer of the store (a CLI,
+  // another server), or built on a group that was, runs again on the new
+  // tip; after a few losses, or without group support (a store with a git
+  // remote), each mutation commits on its own.
+  void run_batch(const std::vector<Mutation*>& batch, const std::function<void()>& hand_over) {
     gitstore::Store& store = fleet->store();
     std::vector<Rider*> aboard;
     {
@@ -321,25 +335,38 @@ struct Api::Impl {
     };
     const auto started = std::chrono::steady_clock::now();
     for (int attempt = 0; attempt < 8; ++attempt) {
-      auto opened = store.begin_group();
-      if (!opened || !*opened) break;
-      run_in_order(batch);
+      gitstore::Store::Prepared prepared;
       std::vector<Rider*> claimed;
-      const bool riders_tried = store.group_size() > 0;
-      if (riders_tried) {
-        for (Rider* r : aboard) {
-          r->forget();
-          fleet->set_actor(r->actor);
-          if (r->try_claim(*fleet)) claimed.push_back(r);
+      bool riders_tried = false;
+      std::size_t operations = 0;
+      {
+        std::lock_guard lock(fleet_mutex);
+        // Merges wait for the group in flight: only when the packs are many.
+        if (store.maintenance_needed()) maintain_locked();
+        auto opened = store.begin_group();
+        if (!opened || !*opened) break;
+        run_in_order(batch);
+        riders_tried = store.group_size() > 0;
+        if (riders_tried) {
+          for (Rider* r : aboard) {
+            r->forget();
+            fleet->set_actor(r->actor);
+            if (r->try_claim(*fleet)) claimed.push_back(r);
+          }
         }
+        operations = store.group_size();
+        auto ready =
+            store.prepare_group(batch.size() == 1 && claimed.empty() ? batch.front()->actor : "gigafab serve");
+        if (!ready) break;
+        prepared = std::move(*ready);
       }
-      const std::size_t operations = store.group_size();
-      auto committed = store.commit_group(batch.size() == 1 && claimed.empty() ? batch.front()->actor : "gigafab serve");
-      if (committed) {
+      hand_over();
+      auto published = store.publish_group(prepared);
+      if (published) {
         if (operations > 0) {
           commit_stats.record(operations,
                               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-                              store.last_publish_seconds());
+                              prepared.publish_seconds());
         }
         {
           std::lock_guard group_lock(group_mutex);
@@ -348,12 +375,16 @@ struct Api::Impl {
         land(true, riders_tried);
         return;
       }
-      if (committed.error().reason != "group_lost") break;
+      if (published.error().reason != "group_lost") break;
     }
+    hand_over();
     land(false, false);
+    // One commit per mutation, on the ref once nothing is in flight: each
+    // gets its own outcome (a failure to write that has not passed fails
+    // each the same way).
+    std::lock_guard lock(fleet_mutex);
     if (store.in_group()) store.abandon_group();
-    // One commit per mutation: each gets its own outcome (a failure to write
-    // that has not passed fails each the same way).
+    store.wait_for_groups(0);
     run_in_order(batch);
   }
 

@@ -1233,6 +1233,11 @@ TEST_CASE("pipelined group commit: when a group is lost, those built on it are l
   REQUIRE(store.transact(put("b.txt", "2", "second"), "tester").ok());
   auto second = store.prepare_group("tester");
   REQUIRE(second.ok());
+  // A group that changes nothing, its answers read from the two.
+  REQUIRE(store.begin_group().ok());
+  auto unchanged = store.prepare_group("tester");
+  REQUIRE(unchanged.ok());
+  CHECK(unchanged->empty());
   // Another writer moves the ref meanwhile.
   REQUIRE(other->transact(put("theirs.txt", "x", "theirs"), "other").ok());
   std::string theirs = git_out(path, "rev-parse refs/gigafab/state");
@@ -1242,6 +1247,9 @@ TEST_CASE("pipelined group commit: when a group is lost, those built on it are l
   auto lost_second = store.publish_group(*second);
   REQUIRE_FALSE(lost_second.ok());
   CHECK(lost_second.error().reason == "group_lost");
+  auto lost_unchanged = store.publish_group(*unchanged);
+  REQUIRE_FALSE(lost_unchanged.ok());
+  CHECK(lost_unchanged.error().reason == "group_lost");
   CHECK(git_out(path, "rev-parse refs/gigafab/state") == theirs);
   // Run again: on their commit, without the lost groups' files.
   REQUIRE(store.begin_group().ok());
@@ -1337,4 +1345,55 @@ TEST_CASE("pipelined group commit: a prepared group dropped unpublished passes i
   REQUIRE(store.commit_group("tester").ok());
   CHECK(git_out(path, "log --format=%s " + before + "..refs/gigafab/state") == "kept");
   CHECK(run(git(path) + "cat-file -e refs/gigafab/state:a.txt").status != 0);
+}
+
+TEST_CASE("pipelined group commit: groups lost to another writer run again, and every object lands") {
+  TempDir dir;
+  std::string path = dir / "s";
+  auto store = init_store(path);
+  auto other = gitstore::Store::open(path);
+  REQUIRE(other.ok());
+  store.defer_maintenance(true);
+  constexpr int k_groups = 40;
+  std::atomic<int> lost{0};
+  std::mutex fleet;  // the server's fleet_mutex: one builder at a time
+  auto one = [&](int i) {
+    for (;;) {
+      gitstore::Store::Prepared prepared;
+      {
+        std::lock_guard lock(fleet);
+        store.wait_for_groups(1);
+        if (store.maintenance_needed()) REQUIRE(store.maintain().ok());
+        REQUIRE(store.begin_group().ok());
+        std::string n = std::to_string(i);
+        REQUIRE(store.transact(put("d" + std::to_string(i % 3) + "/e" + std::to_string(i % 5) + "/" + n + ".txt", n), "t").ok());
+        REQUIRE(store.transact(put("count/" + std::to_string(i % 4) + ".txt", n), "t").ok());
+        auto ready = store.prepare_group("tester");
+        REQUIRE(ready.ok());
+        prepared = std::move(*ready);
+      }
+      auto published = store.publish_group(prepared);
+      if (published) return;
+      REQUIRE(published.error().reason == "group_lost");
+      ++lost;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < k_groups; i += 4) one(i);
+    });
+  }
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(other->transact(put("other/" + std::to_string(i) + ".txt", "x"), "other").ok());
+  }
+  for (auto& t : threads) t.join();
+  MESSAGE("groups lost: " << lost.load());
+  for (int i = 0; i < k_groups; ++i) {
+    std::string file = "d" + std::to_string(i % 3) + "/e" + std::to_string(i % 5) + "/" + std::to_string(i) + ".txt";
+    CHECK(git_out(path, "show refs/gigafab/state:" + file) == std::to_string(i));
+  }
+  CHECK(git_out(path, "ls-tree --name-only refs/gigafab/state other/ | wc -l") == "10");
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
