@@ -808,11 +808,10 @@ struct Store::Impl {
   // 16-client HTTP bench), which each lookup of a new object walked.
   static constexpr std::size_t k_max_packs = 8;
 
+  // With groups in flight (pipelined group commit) a merge runs all the
+  // same: the writer lock keeps their publishers out meanwhile, and the
+  // object database forgets the merged packs once none is in flight.
   Result<void> consolidate_packs() {
-    if (busy()) {  // merges replace the object database: once the prepared groups are out
-      maintenance_due = true;
-      return {};
-    }
     std::vector<std::string> garbage;
     remember_pack_dir();
     auto all = packs(&garbage);
@@ -1613,7 +1612,6 @@ void Store::keep_spare_files() { spare_files::keep(m_impl->pack_dir(), 4); }
 
 Result<void> Store::maintain() {
   if (!m_impl->maintenance_due) return {};
-  m_impl->wait_for_groups(0);
   m_impl->reset_mempack();
   auto lock = WriterLock::acquire(m_impl->path);
   if (!lock) return lock.error();

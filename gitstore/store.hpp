@@ -182,7 +182,7 @@ class Store {
   // Returns once at most `count` prepared groups are still unpublished.
   void wait_for_groups(std::size_t count) const;
   // Merges are due and the packs are more than they should be: maintain()
-  // would merge (which first waits for every prepared group).
+  // would merge.
   bool maintenance_needed() const;
   // Seconds the last commit_group() that wrote a commit took to write its
   // objects and move the ref (a durable store's syncs); 0 before the first.
@@ -198,8 +198,8 @@ class Store {
   // helper thread) for the next packs to be written into, so that a commit
   // does not wait for the file system to create them (spare_files.hpp).
   void keep_spare_files();
-  // The pack merges the last commits left (a no-op when none are due);
-  // waits for the prepared groups to publish first.
+  // The pack merges the last commits left (a no-op when none are due).
+  // Prepared groups publish once it is done.
   Result<void> maintain();
 
   // ---- the coordinating git remote (gitstore/remote.hpp) -------------------

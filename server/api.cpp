@@ -144,6 +144,7 @@ struct Api::Impl {
     std::condition_variable cv;
   };
   bool group_commit = true;
+  bool pipeline = false;  // set_pipeline
   std::mutex group_mutex;
   std::condition_variable group_cv;  // riders wait on it
   std::vector<Mutation*> pending;
@@ -252,9 +253,10 @@ struct Api::Impl {
 
   // Queues `m` and returns once it has run and its group is committed (or
   // has failed: then every mutation of the group gets the error). A leader
-  // runs its batch and builds the commit, then hands over: the next leader
-  // runs the next batch against that commit while this one syncs it
-  // (Store::prepare_group), so the disk's syncs and the operations overlap.
+  // runs its batch and builds the commit, then hands over and syncs it.
+  // Pipelined (set_pipeline), the next leader runs the next batch against
+  // that commit meanwhile (Store::prepare_group), so the syncs and the
+  // operations overlap; else it waits for the syncs first.
   void run_grouped(Mutation& m) {
     std::unique_lock lock(group_mutex);
     pending.push_back(&m);
@@ -263,10 +265,11 @@ struct Api::Impl {
       if (!leading) {
         leading = true;
         lock.unlock();
-        // One group syncing while the next is built: a deeper pipeline
-        // would only split the same requests into more commits. The wait
+        // Pipelined, one group syncs while the next is built (a deeper
+        // pipeline would only split the same requests into more commits);
+        // else the next batch waits for the last one's syncs. The wait
         // lets the batch grow meanwhile.
-        fleet->store().wait_for_groups(1);
+        fleet->store().wait_for_groups(pipeline ? 1 : 0);
         lock.lock();
         std::vector<Mutation*> batch;
         std::size_t n = std::min(pending.size(), max_group);
@@ -987,6 +990,7 @@ Api::Api(gitstore::LocalFleet& fleet) : m(std::make_unique<Impl>(fleet)) {}
 Api::~Api() = default;
 
 void Api::set_group_commit(bool on) { m->group_commit = on; }
+void Api::set_pipeline(bool on) { m->pipeline = on; }
 
 Response Api::handle(const Request& request) {
   if (request.path == "/healthz" && request.method == "GET") return json_response({{"ok", true}});

@@ -401,4 +401,31 @@ for pid in "${pids[@]}"; do wait "$pid" || fail "a claimer failed: $(cat solo.*.
 expect_eq "$(cat solo.? | wc -l)" 24 "claims without group commit"
 expect_eq "$(( $(count_commits solo) - before ))" 24 "one commit per claim"
 expect_eq "$(git --git-dir solo log --format=%s refs/gigafab/state | grep -c '^group: ' || true)" 0 "group commits"
+kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
+
+# --- --pipeline: 8 claimers and a CLI writer, groups built while others sync -
+# The CLI's commits make groups in flight lose the ref (and those built on
+# them): each runs again, every claim lands once, nothing is half-written.
+gf init piped >/dev/null
+for i in $(seq 200); do gf --store piped submit race.md >/dev/null; done
+declare -a PT
+for c in $(seq 8); do PT[$c]=$(gf --store piped factory enroll "p$c" --caps race --seats 200 2>/dev/null); done
+start_server piped --pipeline
+pids=()
+for c in $(seq 8); do
+  claimer "${PT[$c]}" "piped.$c" &
+  pids+=($!)
+done
+for i in $(seq 20); do gf --store piped submit other.md >/dev/null; done
+for pid in "${pids[@]}"; do wait "$pid" || fail "a claimer failed: $(cat piped.*.errors 2>/dev/null)"; done
+cat piped.? >piped.all
+expect_eq "$(wc -l <piped.all)" 200 "claims made (pipelined)"
+expect_eq "$(cut -d' ' -f1 piped.all | sort -u | wc -l)" 200 "distinct jobs claimed (pipelined)"
+run gf --store piped list --stage assigned --json
+expect_eq "$(json 'len(d["jobs"])')" 200 "assigned jobs (pipelined)"
+run gf --store piped list --stage queued --json
+expect_eq "$(json 'sum(1 for j in d["jobs"] if j["title"] == "Direct CLI job")')" 20 "CLI submits (pipelined)"
+run gf --store piped --json log --all
+expect_eq "$(json 'sum(1 for e in d["entries"] if e["op"] == "claim")')" 200 "claims in the audit trail (pipelined)"
+fsck_clean piped
 pass
