@@ -1,5 +1,5 @@
 // gigafab serve [--listen HOST:PORT] [--max-body BYTES] [--keepalive SECONDS] [--threads N] [--no-group-commit]
-//               [--pipeline]
+//               [--no-pipeline]
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -17,7 +17,7 @@ Runner define_serve(CLI::App& app, Context&) {
     std::string listen = "127.0.0.1:7070";
     server::ServeOptions serve;
     bool no_group_commit = false;
-    bool pipeline = false;
+    bool no_pipeline = false;
   };
   auto opts = std::make_shared<Options>();
   app.add_option("--listen", opts->listen, "address to listen on, HOST:PORT (port 0: any free port)")
@@ -33,9 +33,8 @@ Runner define_serve(CLI::App& app, Context&) {
       ->check(CLI::Range(4, 1024));
   app.add_flag("--no-group-commit", opts->no_group_commit,
                "one commit per request (default: requests that arrive together share one commit and one fsync)");
-  app.add_flag("--pipeline", opts->pipeline,
-               "build the next group commit while the last one syncs (for a serve with cores to spare; "
-               "default: one group at a time)");
+  app.add_flag("--no-pipeline", opts->no_pipeline,
+               "one group commit at a time (default: the next one is built while the last one syncs)");
   return [opts](Context& ctx) -> Result<void> {
     if (auto ok = server::parse_listen(opts->listen, opts->serve); !ok) return ok.error();
     // A long-running reader of a large store: libgit2's object cache would
@@ -46,7 +45,7 @@ Runner define_serve(CLI::App& app, Context&) {
     (*fleet)->keep_list_rows(false);  // rows of a list: read from the cache file each time, not kept
     server::Api api(**fleet);
     api.set_group_commit(!opts->no_group_commit);
-    api.set_pipeline(opts->pipeline);
+    api.set_pipeline(!opts->no_pipeline);
     auto served = server::serve(api, opts->serve, [&](const std::string& url) {
       // Scripts wait for this line (it carries the port when --listen used 0).
       std::printf("gigafab: serving %s/api/fleet (store %s)\n", url.c_str(), (*fleet)->store().path().c_str());

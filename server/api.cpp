@@ -144,8 +144,12 @@ struct Api::Impl {
     std::condition_variable cv;
   };
   bool group_commit = true;
-  bool pipeline = false;  // set_pipeline
+  bool pipeline = true;  // set_pipeline
   std::mutex group_mutex;
+  // Pipelined: the leader waiting to take its batch (a request arrived, a
+  // commit was published), and how many requests the last batch took.
+  std::condition_variable lead_cv;
+  std::size_t in_flight_batch = 0;
   std::condition_variable group_cv;  // riders wait on it
   std::vector<Mutation*> pending;
   bool leading = false;
@@ -260,21 +264,33 @@ struct Api::Impl {
   void run_grouped(Mutation& m) {
     std::unique_lock lock(group_mutex);
     pending.push_back(&m);
+    if (leading && pipeline) lead_cv.notify_one();
     for (;;) {
       if (m.done) return;
       if (!leading) {
         leading = true;
-        lock.unlock();
-        // Pipelined, one group syncs while the next is built (a deeper
-        // pipeline would only split the same requests into more commits);
-        // else the next batch waits for the last one's syncs. The wait
-        // lets the batch grow meanwhile.
-        fleet->store().wait_for_groups(pipeline ? 1 : 0);
-        lock.lock();
+        if (pipeline) {
+          // One commit syncs while the next is built (a deeper pipeline
+          // would only split the same requests into more commits), and the
+          // next batch is taken once as many requests wait as the commit
+          // in flight holds, or that commit is on disk: taken at once, it
+          // would hold only those that arrived while the last was built.
+          gitstore::Store& store = fleet->store();
+          lead_cv.wait(lock, [&] {
+            const std::size_t flying = store.groups_in_flight();
+            return flying == 0 || (flying == 1 && pending.size() >= in_flight_batch);
+          });
+        } else {
+          // The next batch waits for the last one's syncs (and grows meanwhile).
+          lock.unlock();
+          fleet->store().wait_for_groups(0);
+          lock.lock();
+        }
         std::vector<Mutation*> batch;
         std::size_t n = std::min(pending.size(), max_group);
         batch.assign(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
         pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
+        in_flight_batch = n;
         lock.unlock();
         bool handed_over = false;
         auto hand_over = [&] {
@@ -365,6 +381,10 @@ struct Api::Impl {
       }
       hand_over();
       auto published = store.publish_group(prepared);
+      if (pipeline) {
+        { std::lock_guard group_lock(group_mutex); }
+        lead_cv.notify_one();
+      }
       if (published) {
         if (operations > 0) {
           commit_stats.record(operations,

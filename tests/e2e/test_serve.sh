@@ -403,14 +403,14 @@ expect_eq "$(( $(count_commits solo) - before ))" 24 "one commit per claim"
 expect_eq "$(git --git-dir solo log --format=%s refs/gigafab/state | grep -c '^group: ' || true)" 0 "group commits"
 kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
 
-# --- --pipeline: 8 claimers and a CLI writer, groups built while others sync -
-# The CLI's commits make groups in flight lose the ref (and those built on
-# them): each runs again, every claim lands once, nothing is half-written.
+# --- --no-pipeline: 8 claimers and a CLI writer, one group at a time --------
+# (the race above ran pipelined, serve's default: there the CLI's commits
+# made groups in flight lose the ref, and those built on them; each ran again)
 gf init piped >/dev/null
 for i in $(seq 200); do gf --store piped submit race.md >/dev/null; done
 declare -a PT
 for c in $(seq 8); do PT[$c]=$(gf --store piped factory enroll "p$c" --caps race --seats 200 2>/dev/null); done
-start_server piped --pipeline
+start_server piped --no-pipeline
 pids=()
 for c in $(seq 8); do
   claimer "${PT[$c]}" "piped.$c" &
@@ -419,13 +419,13 @@ done
 for i in $(seq 20); do gf --store piped submit other.md >/dev/null; done
 for pid in "${pids[@]}"; do wait "$pid" || fail "a claimer failed: $(cat piped.*.errors 2>/dev/null)"; done
 cat piped.? >piped.all
-expect_eq "$(wc -l <piped.all)" 200 "claims made (pipelined)"
-expect_eq "$(cut -d' ' -f1 piped.all | sort -u | wc -l)" 200 "distinct jobs claimed (pipelined)"
+expect_eq "$(wc -l <piped.all)" 200 "claims made (one group at a time)"
+expect_eq "$(cut -d' ' -f1 piped.all | sort -u | wc -l)" 200 "distinct jobs claimed (one group at a time)"
 run gf --store piped list --stage assigned --json
-expect_eq "$(json 'len(d["jobs"])')" 200 "assigned jobs (pipelined)"
+expect_eq "$(json 'len(d["jobs"])')" 200 "assigned jobs (one group at a time)"
 run gf --store piped list --stage queued --json
-expect_eq "$(json 'sum(1 for j in d["jobs"] if j["title"] == "Direct CLI job")')" 20 "CLI submits (pipelined)"
+expect_eq "$(json 'sum(1 for j in d["jobs"] if j["title"] == "Direct CLI job")')" 20 "CLI submits (one group at a time)"
 run gf --store piped --json log --all
-expect_eq "$(json 'sum(1 for e in d["entries"] if e["op"] == "claim")')" 200 "claims in the audit trail (pipelined)"
+expect_eq "$(json 'sum(1 for e in d["entries"] if e["op"] == "claim")')" 200 "claims in the audit trail (one group at a time)"
 fsck_clean piped
 pass
