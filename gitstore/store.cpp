@@ -694,9 +694,8 @@ struct Store::Impl {
   // (with the file `sync_alongside`, see packfile::write). Only these
   // objects: git_mempack_dump would pack the whole tree. True when a pack
   // was written (and `sync_alongside` synced with it).
-  Result<bool> flush_objects(const std::vector<git_oid>& written, int sync_alongside = -1) {
-    // The objects of this commit that are new (still only in the mempack),
-    // once each, as one pack written directly (gitstore/packfile.hpp).
+  // The objects of `written` still only in the mempack, sorted, once each.
+  std::vector<git_oid> in_mempack(const std::vector<git_oid>& written) const {
     std::vector<git_oid> fresh;
     for (const git_oid& oid : written) {
       if (mempack->exists(mempack, &oid)) fresh.push_back(oid);
@@ -704,6 +703,13 @@ struct Store::Impl {
     std::sort(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_cmp(&a, &b) < 0; });
     fresh.erase(std::unique(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_equal(&a, &b); }),
                 fresh.end());
+    return fresh;
+  }
+
+  Result<bool> flush_objects(const std::vector<git_oid>& written, int sync_alongside = -1) {
+    // The objects of this commit that are new (still only in the mempack),
+    // once each, as one pack written directly (gitstore/packfile.hpp).
+    std::vector<git_oid> fresh = in_mempack(written);
     if (fresh.empty()) {
       reset_mempack();
       return false;
@@ -1460,13 +1466,7 @@ core::Change group_change(std::vector<core::Change>& operations, core::Change& m
 
 // The objects of `written` still only in the mempack, once each, copied.
 Result<void> Store::Impl::copy_new_objects(const std::vector<git_oid>& written, Store::Prepared::State& into) {
-  std::vector<git_oid> fresh;
-  for (const git_oid& oid : written) {
-    if (mempack->exists(mempack, &oid)) fresh.push_back(oid);
-  }
-  std::sort(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_cmp(&a, &b) < 0; });
-  fresh.erase(std::unique(fresh.begin(), fresh.end(), [](const git_oid& a, const git_oid& b) { return git_oid_equal(&a, &b); }),
-              fresh.end());
+  std::vector<git_oid> fresh = in_mempack(written);
   // Read from the mempack itself, not through the odb, whose cache would
   // keep them (see ObjectWriter::on_disk).
   for (const git_oid& oid : fresh) {
