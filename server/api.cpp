@@ -314,7 +314,8 @@ struct Api::Impl {
     }
   }
 
-  // The pack merges due, when they are (waits for the groups in flight).
+  // The pack merges due, if any (a commit in flight publishes after them:
+  // they hold the writer lock).
   void maintain() {
     std::lock_guard lock(fleet_mutex);
     maintain_locked();
@@ -360,7 +361,8 @@ struct Api::Impl {
       std::size_t operations = 0;
       {
         std::lock_guard lock(fleet_mutex);
-        // Merges wait for the group in flight: only when the packs are many.
+        // Merges, once the packs have become many (before the batch, so
+        // that its answers need not wait for them).
         if (store.maintenance_needed()) maintain_locked();
         auto opened = store.begin_group();
         if (!opened || !*opened) break;
