@@ -599,7 +599,6 @@ struct Store::Impl {
   // Store::defer_maintenance: merges wait for maintain(), and are due.
   bool defer_maintenance = false;
   std::atomic<bool> maintenance_due{false};
-  std::atomic<double> last_publish_seconds{0};
 
   // Pipelined group commits (Store::prepare_group): tickets in the order
   // groups were prepared, and the newest commit not known to have failed
@@ -967,9 +966,10 @@ struct Store::Impl {
     std::remove(tmp.c_str());
   }
 
-  Result<std::optional<git_oid>> tip(const char* ref = k_state_ref) const {
+  // `in`: through another handle on the same repository (a publisher's).
+  Result<std::optional<git_oid>> tip(const char* ref = k_state_ref, git_repository* in = nullptr) const {
     git_oid oid;
-    int rc = git_reference_name_to_id(&oid, repo, ref);
+    int rc = git_reference_name_to_id(&oid, in ? in : repo, ref);
     if (rc == GIT_ENOTFOUND && ref != std::string_view(k_state_ref)) return std::optional<git_oid>{};
     if (rc == GIT_ENOTFOUND) {
       return make_error(ErrorCode::error, "store " + path + " has no " + k_state_ref +
@@ -1104,13 +1104,21 @@ struct Store::Impl {
       Impl* impl;
       ~ResetMempack() { impl->reset_mempack(); }
     } reset{this};
+    return move_ref(repo, ref, commit.id, expected, [&](int fd) { return flush_objects(commit.written, fd); });
+  }
+
+  // publish()'s compare-and-swap, the ref read through `ref_repo`:
+  // `write_objects(fd)` writes the commit's objects while the ref is locked
+  // (true: a pack was written and synced with the lock file `fd`).
+  Result<bool> move_ref(git_repository* ref_repo, const char* ref, const git_oid& next, const git_oid* expected,
+                        const std::function<Result<bool>(int)>& write_objects) const {
     const core::Millis lock_deadline = core::now_millis() + 10'000;
     for (;;) {
-      auto lock = RefLock::take(repo, path, ref, expected, commit.id);
+      auto lock = RefLock::take(ref_repo, path, ref, expected, next);
       if (!lock) return lock.error();
       if (lock->state() == RefLock::State::moved) return false;
       if (lock->state() == RefLock::State::held) {
-        auto packed = flush_objects(commit.written, lock->fd());
+        auto packed = write_objects(lock->fd());
         if (!packed) return packed.error();
         if (auto ok = lock->commit(fsync, *packed); !ok) return ok.error();
         return true;
@@ -1413,9 +1421,12 @@ struct Store::Prepared::State {
   std::uint64_t chain = 0;
   git_oid base{};
   git_oid id{};
-  std::vector<git_oid> ids;
-  std::vector<git_object_t> types;
-  std::vector<std::string> data;
+  struct Object {
+    git_oid id;
+    git_object_t type;
+    std::string data;
+  };
+  std::vector<Object> objects;
   bool changes = false;  // false: its operations changed nothing (no commit)
   bool finished = false;
   double publish_seconds = 0;
@@ -1474,9 +1485,7 @@ Result<void> Store::Impl::copy_new_objects(const std::vector<git_oid>& written, 
     std::size_t size = 0;
     git_object_t type = GIT_OBJECT_INVALID;
     if (mempack->read(&data, &size, &type, mempack, &oid) < 0) return git_failure("cannot read a new object");
-    into.ids.push_back(oid);
-    into.types.push_back(type);
-    into.data.emplace_back(static_cast<const char*>(data), size);
+    into.objects.push_back({oid, type, std::string(static_cast<const char*>(data), size)});
     git_odb_backend_data_free(mempack, data);
   }
   return {};
@@ -1492,44 +1501,27 @@ Result<void> Store::Impl::publish_prepared(Store::Prepared::State& prepared) {
   if (!prepared.changes) {
     // Nothing to write, but its answers were read from the groups before
     // it: they hold once those are published, and the ref is still there.
-    git_oid current;
-    if (git_reference_name_to_id(&current, pipeline.repo, k_state_ref) < 0) {
-      return git_failure("cannot read " + std::string(k_state_ref) + " in " + path);
-    }
-    if (!git_oid_equal(&current, &prepared.base)) return group_lost_error();
+    auto current = tip(k_state_ref, pipeline.repo);
+    if (!current) return current.error();
+    if (!*current || !git_oid_equal(&**current, &prepared.base)) return group_lost_error();
     return {};
   }
   auto lock = WriterLock::acquire(path);
   if (!lock) return lock.error();
   const auto started = std::chrono::steady_clock::now();
-  const core::Millis lock_deadline = core::now_millis() + 10'000;
-  for (;;) {
-    auto ref = RefLock::take(pipeline.repo, path, k_state_ref, &prepared.base, prepared.id);
-    if (!ref) return ref.error();
-    if (ref->state() == RefLock::State::moved) return group_lost_error();
-    if (ref->state() == RefLock::State::held) {
-      std::vector<packfile::Object> objects;
-      objects.reserve(prepared.ids.size());
-      for (std::size_t i = 0; i < prepared.ids.size(); ++i) {
-        objects.push_back({prepared.ids[i], prepared.types[i], prepared.data[i]});
-      }
-      const bool packed = !objects.empty();
-      if (packed) {
-        if (auto ok = packfile::write(pack_dir(), objects, fsync, ref->fd()); !ok) return ok.error();
-      }
-      if (auto ok = ref->commit(fsync, packed); !ok) return ok.error();
-      prepared.publish_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      last_publish_seconds = prepared.publish_seconds;
-      maintenance_due = true;
-      return {};
-    }
-    if (recover_stale_ref_lock(k_state_ref)) continue;
-    if (core::now_millis() > lock_deadline) {
-      return make_error(ErrorCode::error, "cannot update " + std::string(k_state_ref) + ": " + path + "/" +
-                                              k_state_ref + ".lock is held by another process");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  auto moved = move_ref(pipeline.repo, k_state_ref, prepared.id, &prepared.base, [&](int fd) -> Result<bool> {
+    if (prepared.objects.empty()) return false;
+    std::vector<packfile::Object> objects;
+    objects.reserve(prepared.objects.size());
+    for (const auto& object : prepared.objects) objects.push_back({object.id, object.type, object.data});
+    if (auto ok = packfile::write(pack_dir(), objects, fsync, fd); !ok) return ok.error();
+    return true;
+  });
+  if (!moved) return moved.error();
+  if (!*moved) return group_lost_error();
+  prepared.publish_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  maintenance_due = true;
+  return {};
 }
 
 Result<Store::Prepared> Store::prepare_group(const std::string& actor) {
@@ -1604,7 +1596,6 @@ Result<void> Store::commit_group(const std::string& actor) {
   return {};
 }
 
-double Store::last_publish_seconds() const { return m_impl->last_publish_seconds; }
 
 void Store::defer_maintenance(bool deferred) { m_impl->defer_maintenance = deferred; }
 

@@ -184,9 +184,6 @@ class Store {
   // Merges are due and the packs are more than they should be: maintain()
   // would merge.
   bool maintenance_needed() const;
-  // Seconds the last commit_group() that wrote a commit took to write its
-  // objects and move the ref (a durable store's syncs); 0 before the first.
-  double last_publish_seconds() const;
   void abandon_group();
   bool in_group() const;
   // Operations that changed something in the open group (0 without one).
