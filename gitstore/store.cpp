@@ -599,6 +599,11 @@ struct Store::Impl {
   // Store::defer_maintenance: merges wait for maintain(), and are due.
   bool defer_maintenance = false;
   std::atomic<bool> maintenance_due{false};
+  // How many packs objects/pack held when last listed, plus those written
+  // since (maintenance_needed asks before every batch; listing the
+  // directory each time cost 2% of a server's CPU). k_unknown_packs: list.
+  static constexpr std::size_t k_unknown_packs = static_cast<std::size_t>(-1);
+  mutable std::atomic<std::size_t> pack_count{k_unknown_packs};
 
   // Pipelined group commits (Store::prepare_group): tickets in the order
   // groups were prepared, and the newest commit not known to have failed
@@ -732,6 +737,7 @@ struct Store::Impl {
                          std::string_view(static_cast<const char*>(git_odb_object_data(object)), git_odb_object_size(object))});
     }
     if (written_ok) written_ok = packfile::write(pack_dir(), objects, fsync, sync_alongside);
+    if (written_ok) noted_new_pack();
     for (git_odb_object* object : read) git_odb_object_free(object);
     if (written_ok) git_odb_refresh(odb);
     git_odb_free(odb);
@@ -747,6 +753,12 @@ struct Store::Impl {
     if (spare_files::is_live_spare(name)) return false;  // a live serve's, ready for its next pack
     return name.rfind("tmp_gigafab_", 0) == 0 || name.rfind("tmp_pack_", 0) == 0 || name.rfind("tmp_idx_", 0) == 0 ||
            name.rfind("tmp_rev_", 0) == 0;
+  }
+
+  void noted_new_pack() {
+    std::size_t n = pack_count.load();
+    while (n != k_unknown_packs && !pack_count.compare_exchange_weak(n, n + 1)) {
+    }
   }
 
   // Complete packs in objects/pack with their sizes, smallest first. A pack
@@ -775,6 +787,7 @@ struct Store::Impl {
       }
     }
     std::sort(out.begin(), out.end());
+    pack_count = out.size();
     return out;
   }
 
@@ -890,6 +903,7 @@ struct Store::Impl {
       return merged.error();
     }
     for (const auto& base : bases) remove_pack(base);
+    pack_count = k_unknown_packs;  // refresh_odb lists them
     if (auto ok = refresh_odb(); !ok) return ok.error();
     return true;
   }
@@ -1515,6 +1529,7 @@ Result<void> Store::Impl::publish_prepared(Store::Prepared::State& prepared) {
     objects.reserve(prepared.objects.size());
     for (const auto& object : prepared.objects) objects.push_back({object.id, object.type, object.data});
     if (auto ok = packfile::write(pack_dir(), objects, fsync, fd); !ok) return ok.error();
+    noted_new_pack();
     return true;
   });
   if (!moved) return moved.error();
@@ -1575,7 +1590,10 @@ std::size_t Store::groups_in_flight() const {
 void Store::wait_for_groups(std::size_t count) const { m_impl->wait_for_groups(count); }
 
 bool Store::maintenance_needed() const {
-  return m_impl->maintenance_due && m_impl->packs().size() > Impl::k_max_packs;
+  if (!m_impl->maintenance_due) return false;
+  std::size_t count = m_impl->pack_count;
+  if (count == Impl::k_unknown_packs) count = m_impl->packs().size();
+  return count > Impl::k_max_packs;
 }
 
 Result<void> Store::commit_group(const std::string& actor) {
