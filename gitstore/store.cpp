@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <atomic>
 #include <chrono>
 #include <cctype>
@@ -671,16 +672,37 @@ struct Store::Impl {
   // opening files that are gone. A long-running writer slowed down with every
   // commit (3 claims/s after 3,000 transitions). When packs have gone, a new
   // object database (same backends, a fresh mempack) replaces the old one.
+  // Not at once: a new one reads every index again and starts with an empty
+  // cache, and a busy server merges every few commits (its reader, checking
+  // tokens, spent 4% of the server's CPU replacing it). The deleted packs
+  // stay loaded until k_max_removed_held of them have gone or the first went
+  // k_max_removed_age_ms ago; meanwhile lookups skip them (a pack that cannot
+  // be opened is passed over) and the disk space they held returns late.
   // Call with the mempack empty (between commits).
+  static constexpr std::size_t k_max_removed_held = 24;
+  static constexpr core::Millis k_max_removed_age_ms = 1000;
+  std::size_t removed_held = 0;   // deleted packs the object database still holds
+  core::Millis removed_since = 0;  // when the first of them was noticed gone
+
+  bool removed_packs_due() const {
+    return removed_held > 0 &&
+           (removed_held >= k_max_removed_held || core::now_millis() - removed_since >= k_max_removed_age_ms);
+  }
+
   Result<void> forget_removed_packs(const std::vector<std::pair<std::uintmax_t, std::string>>& now) {
     if (busy()) return {};  // the mempack holds what prepared groups need: later
     std::vector<std::string> names;
     names.reserve(now.size());
     for (const auto& pack : now) names.push_back(pack.second);
     std::sort(names.begin(), names.end());
-    const bool removed = !std::includes(names.begin(), names.end(), known_packs.begin(), known_packs.end());
+    std::vector<std::string> gone;
+    std::set_difference(known_packs.begin(), known_packs.end(), names.begin(), names.end(), std::back_inserter(gone));
     known_packs = std::move(names);
-    if (!removed) return {};
+    if (!gone.empty()) {
+      if (removed_held == 0) removed_since = core::now_millis();
+      removed_held += gone.size();
+    }
+    if (!removed_packs_due()) return {};
     git_odb* odb = nullptr;
     if (git_odb_open(&odb, (path + "/objects").c_str()) < 0) return git_failure("cannot reopen the object database");
     git_odb_backend* fresh = nullptr;
@@ -690,6 +712,7 @@ struct Store::Impl {
     git_odb_free(odb);  // the repository holds it now (or it is freed, with `fresh`)
     if (rc < 0) return git_failure("cannot reopen the object database");
     mempack = fresh;
+    removed_held = 0;
     return {};
   }
 
@@ -913,7 +936,7 @@ struct Store::Impl {
   // processes removed. A stat when nothing changed.
   void notice_removed_packs() {
     if (busy()) return;  // see forget_removed_packs
-    if (!remember_pack_dir()) return;
+    if (!remember_pack_dir() && !removed_packs_due()) return;
     if (auto ok = forget_removed_packs(packs()); !ok) {
       std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());
     }

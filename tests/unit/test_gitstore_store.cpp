@@ -826,8 +826,14 @@ TEST_CASE("a long-running store lets go of the packs its merges and gcs delete")
     worst = std::max(worst, open_deleted_packs());
     if (i == 60) REQUIRE(store.gc().ok());
   }
-  CHECK(worst == 0);
+  // It lets go of them a few merges, or a second, after they went (a new
+  // object database every merge cost a busy server 4% of its CPU).
+  CHECK(worst > 0);
+  CHECK(worst <= 30);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  commit_ok(store, put("jobs/late.txt", "late\n"));
   CHECK(read_at_tip(store, "jobs/3.txt") == "rev 115\n");
+  CHECK(open_deleted_packs() == 0);
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
 
