@@ -332,7 +332,7 @@ Result<core::Claimed> LocalFleet::claim(const core::ClaimInput& input) {
     auto live = liveness();
     if (!live) return live.error();
     request.liveness = std::move(*live);
-    if (auto ok = preempt(input.product); !ok) return ok.error();
+    if (auto ok = preempt(input.product, request.liveness); !ok) return ok.error();
     auto t = apply([&](const core::Snapshot& snap, core::Millis now) { return core::claim(snap, request, now); });
     if (t) return core::Claimed{std::move(t->job), std::move(*t->lease)};
     if (t.error().code != ErrorCode::nothing_to_claim || core::now_millis() >= deadline) return t.error();
@@ -347,13 +347,18 @@ Result<std::map<std::string, core::Liveness>> LocalFleet::liveness() {
 }
 
 Result<void> LocalFleet::preempt(const std::string& product) {
-  const char* flag = std::getenv("FLEET_PREEMPTION");
-  bool enabled = flag && std::string_view(flag) == "1";
   auto live = liveness();
   if (!live) return live.error();
+  return preempt(product, *live);
+}
+
+// A claim passes the liveness it read already (one ref read fewer per claim).
+Result<void> LocalFleet::preempt(const std::string& product, const std::map<std::string, core::Liveness>& live) {
+  const char* flag = std::getenv("FLEET_PREEMPTION");
+  bool enabled = flag && std::string_view(flag) == "1";
   for (;;) {
     auto t = apply([&](const core::Snapshot& snap, core::Millis now) {
-      return core::preempt_one(snap, product, *live, enabled, m_actor, now);
+      return core::preempt_one(snap, product, live, enabled, m_actor, now);
     });
     if (!t) return t.error();
     if (t->change.empty()) return {};

@@ -106,6 +106,7 @@ class LocalFleet final : public core::Fleet {
   Result<std::map<std::string, core::Liveness>> liveness();
   // Evicts for waiting critical jobs while preemption is on (FLEET_PREEMPTION=1 or the product setting).
   Result<void> preempt(const std::string& product);
+  Result<void> preempt(const std::string& product, const std::map<std::string, core::Liveness>& live);
 
   Store m_store;
   std::string m_actor;

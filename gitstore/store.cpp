@@ -314,11 +314,17 @@ class ObjectWriter {
 
   // Asks the backends on disk themselves: git_odb_exists also answers yes
   // for what the odb has cached, and that includes objects read from the
-  // mempack of a pipelined group that never published.
+  // mempack of a pipelined group that never published. The packs only: the
+  // store writes no loose objects, and asking the loose backend cost an
+  // access(2) per object (a dozen per request in serve). An object that is
+  // only loose (a git command run in the store) goes into the pack too, a
+  // harmless duplicate. The loose backend is the one that writes single
+  // objects (libgit2's pack backend has no `write`).
   bool on_disk(const git_oid& oid) const {
     for (std::size_t i = 0, n = git_odb_num_backends(m_odb); i < n; ++i) {
       git_odb_backend* backend = nullptr;
       if (git_odb_get_backend(&backend, m_odb, i) < 0 || backend == m_mempack || !backend->exists) continue;
+      if (backend->write) continue;  // loose
       if (backend->exists(backend, &oid) == 1) return true;
     }
     return false;

@@ -1437,3 +1437,22 @@ TEST_CASE("pipelined group commit: maintenance_needed counts the packs written, 
   CHECK(read_at_tip(store, "g/59.txt") == std::optional<std::string>("59"));
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
+
+TEST_CASE("an object a git command left loose goes into the commit's pack too; reads, fsck and gc are fine") {
+  TempDir dir;
+  std::string path = dir / "s";
+  auto store = init_store(path);
+  // Written loose by git, outside the store: the store does not look for it.
+  { std::ofstream(dir / "content") << "shared content\n"; }
+  std::string loose = git_out(path, "hash-object -w " + (dir / "content"));
+  REQUIRE(fs::exists(path + "/objects/" + loose.substr(0, 2) + "/" + loose.substr(2)));
+  commit_ok(store, put("a.txt", "shared content\n", "uses it"));
+  CHECK(git_out(path, "rev-parse refs/gigafab/state:a.txt") == loose);
+  auto reopened = gitstore::Store::open(path);
+  REQUIRE(reopened.ok());
+  CHECK(read_at_tip(*reopened, "a.txt") == std::optional<std::string>("shared content\n"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+  REQUIRE(store.gc().ok());
+  CHECK(read_at_tip(store, "a.txt") == std::optional<std::string>("shared content\n"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
