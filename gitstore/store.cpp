@@ -939,9 +939,18 @@ struct Store::Impl {
 
   // For a process that only reads (writers check after each commit): when
   // the pack directory changed since the last look, forgets the packs other
-  // processes removed. A stat when nothing changed.
+  // processes removed. A stat when nothing changed, and not even that within
+  // k_pack_look_interval of the last look: under load every commit adds a
+  // pack, so the directory changed between any two calls, and a server's
+  // token checks listed it (a stat per pack) once per commit. Nothing
+  // depends on noticing at once (see forget_removed_packs).
+  static constexpr std::chrono::milliseconds k_pack_look_interval{200};
+  std::optional<std::chrono::steady_clock::time_point> pack_dir_looked_at;
   void notice_removed_packs() {
     if (busy()) return;  // see forget_removed_packs
+    const auto now = std::chrono::steady_clock::now();
+    if (pack_dir_looked_at && now - *pack_dir_looked_at < k_pack_look_interval) return;
+    pack_dir_looked_at = now;
     if (!remember_pack_dir() && !removed_packs_due()) return;
     if (auto ok = forget_removed_packs(packs()); !ok) {
       std::fprintf(stderr, "gigafab: warning: %s\n", ok.error().message.c_str());

@@ -1456,3 +1456,39 @@ TEST_CASE("an object a git command left loose goes into the commit's pack too; r
   CHECK(read_at_tip(store, "a.txt") == std::optional<std::string>("shared content\n"));
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
+
+TEST_CASE("a reader lets go of the packs another process's gc deleted, a second or so later") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  auto reader = init_store(path);
+  auto open_deleted_packs = [&] {
+    gitstore::fd_io::close_now();
+    std::size_t count = 0;
+    for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      std::string target = fs::read_symlink(fd.path(), ec).string();
+      if (!ec && target.rfind(path + "/objects/pack/", 0) == 0 && contains(target, "(deleted)")) ++count;
+    }
+    return count;
+  };
+  {
+    auto writer = gitstore::Store::open(path);
+    REQUIRE(writer.ok());
+    for (int i = 0; i < 6; ++i) {
+      commit_ok(*writer, put("jobs/" + std::to_string(i) + ".txt", "rev " + std::to_string(i) + "\n"));
+      // The reader opens each new pack.
+      for (int j = 0; j <= i; ++j) CHECK(read_at_tip(reader, "jobs/" + std::to_string(j) + ".txt").has_value());
+    }
+    REQUIRE(writer->gc().ok());
+  }
+  // It reads on from the packs it holds; it notices them gone at its next
+  // look at the directory (at most every 200 ms), and lets go of them a
+  // second after that.
+  CHECK(read_at_tip(reader, "jobs/5.txt") == std::optional<std::string>("rev 5\n"));
+  CHECK(open_deleted_packs() > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  CHECK(read_at_tip(reader, "jobs/4.txt") == std::optional<std::string>("rev 4\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1050));
+  CHECK(read_at_tip(reader, "jobs/3.txt") == std::optional<std::string>("rev 3\n"));
+  CHECK(open_deleted_packs() == 0);
+}
