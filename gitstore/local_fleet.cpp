@@ -281,10 +281,19 @@ Result<core::Principal> LocalFleet::authenticate(std::string_view token) {
   // checked once speaks for the same principal (no record read, no hash).
   // While the tip is the one that tree was read at, not even the tree is
   // read (a server authenticates several requests per commit).
+  // Nor while the tip descends from it through commits a writer vouched
+  // for (note_same_auth).
   if (!m_store.in_group() && !m_principals_at.empty()) {
     auto tip = m_store.tip_id();
     if (!tip) return tip.error();
-    if (*tip == m_principals_at) {
+    std::string at = *tip;
+    for (int hops = 0; at != m_principals_at && hops < 64; ++hops) {
+      auto parent = m_same_auth.find(at);
+      if (parent == m_same_auth.end()) break;
+      at = parent->second;
+    }
+    if (at == m_principals_at) {
+      m_principals_at = *tip;
       if (auto it = m_principals.find(token); it != m_principals.end()) return it->second;
     }
   }
@@ -306,6 +315,12 @@ Result<core::Principal> LocalFleet::authenticate(std::string_view token) {
     m_principals.emplace(std::string(token), *principal);
   }
   return principal;
+}
+
+void LocalFleet::note_same_auth(const std::string& child, const std::string& parent) {
+  constexpr std::size_t k_max_notes = 256;  // a few seconds of a busy server's commits
+  if (m_same_auth.size() >= k_max_notes) m_same_auth.clear();
+  m_same_auth[child] = parent;
 }
 
 Result<std::vector<core::Reaped>> LocalFleet::reap() {

@@ -76,6 +76,12 @@ class LocalFleet final : public core::Fleet {
   // for anything but a live token. Reads one document of the current tip,
   // once per token while the tip's auth/ tree stays the same.
   Result<core::Principal> authenticate(std::string_view token);
+  // A writer's word that commit `child` (hex) has the same auth/ tree as
+  // `parent`: it wrote nothing there. authenticate() then trusts what it
+  // checked at `parent` at `child` too, without reading `child`'s trees (a
+  // server's token checks read every new commit otherwise). A commit
+  // nobody vouched for (another process's) is read as before.
+  void note_same_auth(const std::string& child, const std::string& parent);
   // --- end of API tokens
   Result<std::int64_t> append_output(core::WorkerCall call, std::int64_t offset, const std::string& text) override;
   Result<core::RunOutput> output(const std::string& id, const std::string& product,
@@ -118,6 +124,7 @@ class LocalFleet final : public core::Fleet {
   std::map<std::string, core::Principal, std::less<>> m_principals;
   std::string m_principals_of;
   std::string m_principals_at;  // the tip whose auth/ tree that is
+  std::map<std::string, std::string> m_same_auth;  // note_same_auth: child -> parent
 };
 
 }  // namespace gigafab::gitstore

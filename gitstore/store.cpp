@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <iterator>
 #include <atomic>
 #include <chrono>
 #include <cctype>
@@ -29,9 +28,11 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <unordered_set>
 
@@ -1480,6 +1481,7 @@ struct Store::Prepared::State {
   };
   std::vector<Object> objects;
   bool changes = false;  // false: its operations changed nothing (no commit)
+  std::set<std::string, std::less<>> top_dirs;  // the top-level directories it writes under
   bool finished = false;
   double publish_seconds = 0;
 
@@ -1514,6 +1516,11 @@ Store::Prepared& Store::Prepared::operator=(Prepared&&) noexcept = default;
 Store::Prepared::~Prepared() = default;
 bool Store::Prepared::empty() const { return !m_state || !m_state->changes; }
 double Store::Prepared::publish_seconds() const { return m_state ? m_state->publish_seconds : 0; }
+std::string Store::Prepared::commit_id() const { return m_state && m_state->changes ? oid_hex(m_state->id) : ""; }
+std::string Store::Prepared::base_id() const { return m_state && m_state->changes ? oid_hex(m_state->base) : ""; }
+bool Store::Prepared::writes_under(std::string_view dir) const {
+  return m_state && m_state->top_dirs.find(dir) != m_state->top_dirs.end();
+}
 
 namespace {
 
@@ -1587,6 +1594,7 @@ Result<Store::Prepared> Store::prepare_group(const std::string& actor) {
   state->changes = !group->operations.empty();
   if (state->changes) {
     core::Change all = group_change(group->operations, group->merged);
+    for (const auto& [file, content] : all.writes) state->top_dirs.emplace(file.substr(0, file.find('/')));
     auto commit = m_impl->build_commit(&group->base, all, actor);
     if (!commit) return commit.error();
     if (auto ok = m_impl->copy_new_objects(commit->written, *state); !ok) {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.hpp"
@@ -169,6 +170,12 @@ class Store {
     bool empty() const;
     // How long its publish_group() took to write and sync (0 before).
     double publish_seconds() const;
+    // The commit it publishes and the one it is built on (hex ids; empty
+    // when it changed nothing).
+    std::string commit_id() const;
+    std::string base_id() const;
+    // Whether it writes anything under the top-level directory `dir`.
+    bool writes_under(std::string_view dir) const;
     struct State;
 
    private:

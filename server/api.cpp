@@ -12,6 +12,7 @@
 #include "core/auth.hpp"
 #include "core/ids.hpp"
 #include "core/json.hpp"
+#include "core/layout.hpp"
 #include "core/metrics.hpp"
 #include "core/wire.hpp"
 #include "gitstore/local_fleet.hpp"
@@ -388,6 +389,11 @@ struct Api::Impl {
         lead_cv.notify_one();
       }
       if (published) {
+        // The token checks need not read this commit when it left auth/ alone.
+        if (!prepared.empty() && !prepared.writes_under(core::layout::k_auth_dir)) {
+          std::lock_guard lock(reader_mutex);
+          if (reader) reader->note_same_auth(prepared.commit_id(), prepared.base_id());
+        }
         if (operations > 0) {
           commit_stats.record(operations,
                               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),

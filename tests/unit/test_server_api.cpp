@@ -206,3 +206,38 @@ TEST_CASE("api: a job list is streamed in parts, the same document as list --jso
     CHECK(json::parse(streamed)["jobs"].size() == 40);
   }
 }
+
+TEST_CASE("api: a token revoked by another writer, or through the api, fails at once, also between group commits") {
+  // The server's token checks skip reading the commits its own groups made
+  // when they left auth/ alone; a commit by anyone else is read.
+  ScratchApi s;
+  for (int i = 0; i < 3; ++i) REQUIRE(s.call("POST", "/api/fleet/jobs", s.op, k_manifest).status == 201);
+  CHECK(s.call("GET", "/api/fleet/jobs", s.factory).status == 200);
+  auto claimed = s.call("POST", "/api/fleet/claim", s.factory, R"({"factory": "f1"})");
+  REQUIRE(claimed.status == 200);
+  CHECK(s.call("GET", "/api/fleet/jobs", s.factory).status == 200);
+  {
+    // Another process (the CLI) revokes the factory's token.
+    auto other = gitstore::Store::open(s.dir + "/store");
+    REQUIRE(other.ok());
+    gitstore::LocalFleet cli(std::move(*other), "cli", std::nullopt);
+    REQUIRE(cli.revoke_token("f1", "default").ok());
+  }
+  CHECK(s.call("GET", "/api/fleet/jobs", s.factory).status == 401);
+  CHECK(s.call("POST", "/api/fleet/claim", s.factory, R"({"factory": "f1"})").status == 401);
+  // The operator token still works, through more group commits.
+  for (int i = 0; i < 3; ++i) REQUIRE(s.call("POST", "/api/fleet/jobs", s.op, k_manifest).status == 201);
+  CHECK(s.call("GET", "/api/fleet/jobs", s.factory).status == 401);
+  // Enrolled and revoked through the api (groups that write under auth/): at once too.
+  auto enrolled = s.call("POST", "/api/fleet/factories/enroll", s.op, R"({"factory": "f2", "capabilities": ["linux"]})");
+  REQUIRE(enrolled.status == 201);
+  std::string f2 = json::parse(enrolled.body)["token"];
+  CHECK(s.call("GET", "/api/fleet/jobs", f2).status == 200);
+  REQUIRE(s.call("POST", "/api/fleet/jobs", s.op, k_manifest).status == 201);
+  CHECK(s.call("GET", "/api/fleet/jobs", f2).status == 200);
+  REQUIRE(s.call("POST", "/api/fleet/factories/f2/token/revoke", s.op).status == 200);
+  CHECK(s.call("GET", "/api/fleet/jobs", f2).status == 401);
+  REQUIRE(s.call("POST", "/api/fleet/jobs", s.op, k_manifest).status == 201);
+  CHECK(s.call("GET", "/api/fleet/jobs", f2).status == 401);
+  CHECK(s.call("GET", "/api/fleet/jobs", s.op).status == 200);
+}
