@@ -17,6 +17,7 @@ expect_eq "$(json '[c["claimers"] for c in d["cliClaimers"]]')" "[1, 2]" "claime
 [ "$(json 'd["fdatasyncP50Us"] > 0')" = True ] || fail "fdatasync: $OUT"
 expect_eq "$(json 'd["gc"]["transitions"]')" 11 "transitions before gc"
 [ "$(json 'd["gc"]["bytesPerTransition"] > 0')" = True ] || fail "gc: $OUT"
+[ "$(json 'all(d[s]["gcWaitSeconds"] >= 0 for s in ("smallStore", "largeStore"))')" = True ] || fail "gc wait: $OUT"
 [ "$(json 'all(d[s][k] > 0 for s in ("smallStore", "largeStore") for k in ("listCliMs", "listFirstCliMs", "listInProcessMs", "showCliP50Ms", "showInProcessP50Ms", "p50Ms", "listJsonBytes"))')" = True ] ||
   fail "store figures: $OUT"
 # The HTTP section: a scratch serve with and without group commit. Without,
