@@ -854,7 +854,7 @@ struct Store::Impl {
   // are the ones its git may be reading and it deletes at its end. Without
   // that, every commit behind a long gc left one more pack (160 after a
   // 16-client HTTP bench), which each lookup of a new object walked.
-  static constexpr std::size_t k_max_packs = Store::k_max_packs;
+  static constexpr std::size_t k_max_packs = 8;
 
   // With groups in flight (pipelined group commit) a merge runs all the
   // same: the writer lock keeps their publishers out meanwhile, and the

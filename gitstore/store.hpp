@@ -191,10 +191,6 @@ class Store {
   // Merges are due and the packs are more than they should be: maintain()
   // would merge.
   bool maintenance_needed() const;
-  // Packs in objects/pack beyond which a commit's maintenance merges some.
-  // 16 rather than 8: a serve benchmark run wrote 27% fewer bytes (merges
-  // copy the small packs again each time), and a lookup walks at most 16.
-  static constexpr std::size_t k_max_packs = 16;
   void abandon_group();
   bool in_group() const;
   // Operations that changed something in the open group (0 without one).
