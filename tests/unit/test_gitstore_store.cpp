@@ -179,6 +179,18 @@ void commit_bulk(gitstore::Store& store) {
   }
 }
 
+// Deleted files of the store's objects/pack this process still holds open.
+std::size_t open_deleted_packs(const std::string& store_path) {
+  gitstore::fd_io::close_now();  // the store's own hold on what it deleted (fd_io::close_later)
+  std::size_t count = 0;
+  for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    std::string target = fs::read_symlink(fd.path(), ec).string();
+    if (!ec && target.rfind(store_path + "/objects/pack/", 0) == 0 && contains(target, "(deleted)")) ++count;
+  }
+  return count;
+}
+
 std::size_t count_packs(const std::string& store_path) {
   std::size_t n = 0;
   for (const auto& e : fs::directory_iterator(store_path + "/objects/pack")) n += e.path().extension() == ".pack";
@@ -808,22 +820,12 @@ TEST_CASE("a long-running store lets go of the packs its merges and gcs delete")
   TempDir tmp;
   std::string path = tmp / "store";
   gitstore::Store store = init_store(path);
-  auto open_deleted_packs = [&] {
-    gitstore::fd_io::close_now();  // the store's own hold on what it deleted (fd_io::close_later)
-    std::size_t count = 0;
-    for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
-      std::error_code ec;
-      std::string target = fs::read_symlink(fd.path(), ec).string();
-      if (!ec && target.rfind(path + "/objects/pack/", 0) == 0 && contains(target, "(deleted)")) ++count;
-    }
-    return count;
-  };
   std::size_t worst = 0;
   for (int i = 0; i < 120; ++i) {
     commit_ok(store, put("jobs/" + std::to_string(i % 7) + ".txt", "rev " + std::to_string(i) + "\n"));
     // Reads open every pack the lookups go through.
     for (int j = 0; j <= i % 7; ++j) CHECK(read_at_tip(store, "jobs/" + std::to_string(j) + ".txt").has_value());
-    worst = std::max(worst, open_deleted_packs());
+    worst = std::max(worst, open_deleted_packs(path));
     if (i == 60) REQUIRE(store.gc().ok());
   }
   // It lets go of them a few merges, or a second, after they went (a new
@@ -833,7 +835,7 @@ TEST_CASE("a long-running store lets go of the packs its merges and gcs delete")
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   commit_ok(store, put("jobs/late.txt", "late\n"));
   CHECK(read_at_tip(store, "jobs/3.txt") == "rev 115\n");
-  CHECK(open_deleted_packs() == 0);
+  CHECK(open_deleted_packs(path) == 0);
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
 
@@ -1461,16 +1463,6 @@ TEST_CASE("a reader lets go of the packs another process's gc deleted, a second 
   TempDir tmp;
   std::string path = tmp / "store";
   auto reader = init_store(path);
-  auto open_deleted_packs = [&] {
-    gitstore::fd_io::close_now();
-    std::size_t count = 0;
-    for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
-      std::error_code ec;
-      std::string target = fs::read_symlink(fd.path(), ec).string();
-      if (!ec && target.rfind(path + "/objects/pack/", 0) == 0 && contains(target, "(deleted)")) ++count;
-    }
-    return count;
-  };
   {
     auto writer = gitstore::Store::open(path);
     REQUIRE(writer.ok());
@@ -1485,10 +1477,10 @@ TEST_CASE("a reader lets go of the packs another process's gc deleted, a second 
   // look at the directory (at most every 200 ms), and lets go of them a
   // second after that.
   CHECK(read_at_tip(reader, "jobs/5.txt") == std::optional<std::string>("rev 5\n"));
-  CHECK(open_deleted_packs() > 0);
+  CHECK(open_deleted_packs(path) > 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
   CHECK(read_at_tip(reader, "jobs/4.txt") == std::optional<std::string>("rev 4\n"));
   std::this_thread::sleep_for(std::chrono::milliseconds(1050));
   CHECK(read_at_tip(reader, "jobs/3.txt") == std::optional<std::string>("rev 3\n"));
-  CHECK(open_deleted_packs() == 0);
+  CHECK(open_deleted_packs(path) == 0);
 }
