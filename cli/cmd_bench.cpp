@@ -164,7 +164,7 @@ int run_self(const std::vector<std::string>& args) {
 struct ClaimFigures {
   std::size_t jobs = 0, queued = 0;
   double load_seconds = 0;
-  double gc_wait_seconds = 0;  // for the background gc the load started
+  double gc_wait_seconds = 0;  // for a background gc the load started, if any
   double p50 = 0, p99 = 0, per_second = 0;
   // Reads of the loaded store: the CLI's `list --json` and `show --json` as
   // processes (wall time), and the same calls in-process.
@@ -188,9 +188,9 @@ Result<ClaimFigures> measure_store(const fs::path& path, std::size_t jobs, std::
   if (auto ok = bulk_load_finished(*store, jobs - figures.queued, rng); !ok) return ok.error();
   if (auto ok = bulk_load(*store, figures.queued, rng); !ok) return ok.error();
   figures.load_seconds = ms_since(load_start) / 1000.0;
-  // Loading doubled the store, so a background gc (nice 19) has started:
-  // a store that size doubles rarely, and its figures are measured without
-  // one (the HTTP figures are too, bench_http.cpp).
+  // Loading may have started a background gc (nice 19) once the store
+  // doubled: a store that size doubles rarely, so its figures are measured
+  // without one (the HTTP figures are too, bench_http.cpp).
   auto gc_start = Clock::now();
   if (auto ok = store->wait_for_gc(); !ok) return ok.error();
   figures.gc_wait_seconds = ms_since(gc_start) / 1000.0;
@@ -566,7 +566,7 @@ Runner define_bench(CLI::App& app, Context&) {
                   c.per_second);
     }
     for (const ClaimFigures* f : {&*small, &*large}) {
-      std::printf("  store of %zu jobs (%zu shipped, %zu queued; loaded in %.1f s, then %.1f s for the gc it started):\n",
+      std::printf("  store of %zu jobs (%zu shipped, %zu queued; loaded in %.1f s, then %.1f s waiting for a background gc):\n",
                   f->jobs, f->jobs - f->queued, f->queued, f->load_seconds, f->gc_wait_seconds);
       std::printf("    claim:          p50 %7.2f ms  p99 %7.2f ms  %7.1f claims/s\n", f->p50, f->p99, f->per_second);
       std::printf("    list --json:    %8.1f ms as a process (%.1f ms the first time, writing its row cache), "

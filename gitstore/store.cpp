@@ -683,17 +683,17 @@ struct Store::Impl {
   // cache, and a busy server merges every few commits (its reader, checking
   // tokens, spent 4% of the server's CPU replacing it). The deleted packs
   // stay loaded until k_max_removed_held of them have gone or the first went
-  // k_max_removed_age_ms ago; meanwhile lookups skip them (a pack that cannot
+  // k_max_removed_age ago; meanwhile lookups skip them (a pack that cannot
   // be opened is passed over) and the disk space they held returns late.
   // Call with the mempack empty (between commits).
   static constexpr std::size_t k_max_removed_held = 24;
-  static constexpr core::Millis k_max_removed_age_ms = 1000;
-  std::size_t removed_held = 0;   // deleted packs the object database still holds
-  core::Millis removed_since = 0;  // when the first of them was noticed gone
+  static constexpr std::chrono::milliseconds k_max_removed_age{1000};
+  std::size_t removed_held = 0;                        // deleted packs the object database still holds
+  std::chrono::steady_clock::time_point removed_since;  // when the first of them was noticed gone
 
   bool removed_packs_due() const {
-    return removed_held > 0 &&
-           (removed_held >= k_max_removed_held || core::now_millis() - removed_since >= k_max_removed_age_ms);
+    return removed_held > 0 && (removed_held >= k_max_removed_held ||
+                                std::chrono::steady_clock::now() - removed_since >= k_max_removed_age);
   }
 
   Result<void> forget_removed_packs(const std::vector<std::pair<std::uintmax_t, std::string>>& now) {
@@ -706,7 +706,7 @@ struct Store::Impl {
     std::set_difference(known_packs.begin(), known_packs.end(), names.begin(), names.end(), std::back_inserter(gone));
     known_packs = std::move(names);
     if (!gone.empty()) {
-      if (removed_held == 0) removed_since = core::now_millis();
+      if (removed_held == 0) removed_since = std::chrono::steady_clock::now();
       removed_held += gone.size();
     }
     if (!removed_packs_due()) return {};
@@ -933,7 +933,6 @@ struct Store::Impl {
       return merged.error();
     }
     for (const auto& base : bases) remove_pack(base);
-    pack_count = k_unknown_packs;  // refresh_odb lists them
     if (auto ok = refresh_odb(); !ok) return ok.error();
     return true;
   }
