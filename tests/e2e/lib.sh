@@ -9,6 +9,13 @@ BACKGROUND_PIDS=()
 cleanup() {
   local pid lock
   for pid in "${BACKGROUND_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # A stopped server may still be finishing a commit or letting go of its
+  # spare files: wait for it (a CI run saw an rm race a serve's last writes).
+  for pid in "${BACKGROUND_PIDS[@]}"; do
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   # A store's own background gc may still run: let it finish before the rm.
   while IFS= read -r lock; do timeout 120 flock "$lock" true 2>/dev/null || true; done \
     < <(find "$TEST_DIR" -name gigafab-gc.lock 2>/dev/null)
