@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -175,10 +176,15 @@ struct ClaimFigures {
   std::size_t list_bytes = 0;
 };
 
-// A store of `jobs` jobs, 90% shipped and 10% queued: times loading it, the
-// reads, then `claims` claims.
-Result<ClaimFigures> measure_store(const fs::path& path, std::size_t jobs, std::size_t claims, bool fsync,
-                                   std::mt19937_64& rng) {
+// A loaded store, its fleet open for the claims, and its figures so far.
+struct MeasuredStore {
+  ClaimFigures figures;
+  std::unique_ptr<gitstore::LocalFleet> fleet;
+};
+
+// A store of `jobs` jobs, 90% shipped and 10% queued: times loading it and
+// the reads; its claims are measured by measure_claims.
+Result<MeasuredStore> load_store(const fs::path& path, std::size_t jobs, bool fsync, std::mt19937_64& rng) {
   ClaimFigures figures;
   figures.jobs = jobs;
   figures.queued = queued_share(jobs);
@@ -194,7 +200,8 @@ Result<ClaimFigures> measure_store(const fs::path& path, std::size_t jobs, std::
   auto gc_start = Clock::now();
   if (auto ok = store->wait_for_gc(); !ok) return ok.error();
   figures.gc_wait_seconds = ms_since(gc_start) / 1000.0;
-  gitstore::LocalFleet fleet(std::move(*store), "bench", std::nullopt);
+  auto opened = std::make_unique<gitstore::LocalFleet>(std::move(*store), "bench", std::nullopt);
+  gitstore::LocalFleet& fleet = *opened;
 
   const int k_list_runs = jobs <= 10000 ? 3 : 1, k_show_runs = 20;
   std::vector<double> list_cli, list_in, show_cli, show_in;
@@ -243,24 +250,37 @@ Result<ClaimFigures> measure_store(const fs::path& path, std::size_t jobs, std::
   figures.list_ms = percentile(list_in, 0.5);
   figures.show_cli_p50 = percentile(show_cli, 0.5);
   figures.show_p50 = percentile(show_in, 0.5);
+  return MeasuredStore{figures, std::move(opened)};
+}
 
-  std::vector<double> latencies;
-  auto start = Clock::now();
+// `claims` claims in each store, one store's and the other's in turn, so that
+// both see the same disk: its fsync latency drifts by half within a minute
+// here, and the claims of one store measured after the other's (as they were
+// until 2026-12-06) made their ratio follow the drift (1.97 in one run, 1.06
+// in the next, of one binary). claims/s counts each store's own claims' time.
+Result<void> measure_claims(std::vector<MeasuredStore*> stores, std::size_t claims) {
+  std::vector<std::vector<double>> latencies(stores.size());
   for (std::size_t i = 0; i < claims; ++i) {
-    core::ClaimInput input;
-    input.product = "bench";
-    input.factory = "bench-" + std::to_string(i % 8);
-    input.capabilities = std::vector<std::string>{"linux", "docker", "macos", "xcode"};
-    auto t = Clock::now();
-    auto claimed = fleet.claim(input);
-    if (!claimed) return claimed.error();
-    latencies.push_back(ms_since(t));
+    for (std::size_t s = 0; s < stores.size(); ++s) {
+      core::ClaimInput input;
+      input.product = "bench";
+      input.factory = "bench-" + std::to_string(i % 8);
+      input.capabilities = std::vector<std::string>{"linux", "docker", "macos", "xcode"};
+      auto t = Clock::now();
+      auto claimed = stores[s]->fleet->claim(input);
+      if (!claimed) return claimed.error();
+      latencies[s].push_back(ms_since(t));
+    }
   }
-  double total = ms_since(start);
-  figures.p50 = percentile(latencies, 0.5);
-  figures.p99 = percentile(latencies, 0.99);
-  figures.per_second = static_cast<double>(claims) * 1000.0 / total;
-  return figures;
+  for (std::size_t s = 0; s < stores.size(); ++s) {
+    ClaimFigures& figures = stores[s]->figures;
+    double total = 0;
+    for (double l : latencies[s]) total += l;
+    figures.p50 = percentile(latencies[s], 0.5);
+    figures.p99 = percentile(latencies[s], 0.99);
+    figures.per_second = total > 0 ? static_cast<double>(claims) * 1000.0 / total : 0;
+  }
+  return {};
 }
 
 // K `gigafab claim` processes on a store of `total` queued jobs until it is empty.
@@ -474,10 +494,16 @@ Runner define_bench(CLI::App& app, Context&) {
       concurrency.push_back(*figures);
     }
 
-    auto small = measure_store(root / "small", opts->small, opts->claims, opts->fsync, rng);
-    if (!small) return small.error();
-    auto large = measure_store(root / "large", opts->jobs, opts->claims, opts->fsync, rng);
-    if (!large) return large.error();
+    auto small_store = load_store(root / "small", opts->small, opts->fsync, rng);
+    if (!small_store) return small_store.error();
+    auto large_store = load_store(root / "large", opts->jobs, opts->fsync, rng);
+    if (!large_store) return large_store.error();
+    if (auto ok = measure_claims({&*small_store, &*large_store}, opts->claims); !ok) return ok.error();
+    // Both stores closed before serve opens the large one.
+    const ClaimFigures* small = &small_store->figures;
+    const ClaimFigures* large = &large_store->figures;
+    small_store->fleet.reset();
+    large_store->fleet.reset();
     double ratio = small->p50 > 0 ? large->p50 / small->p50 : 0;
     auto serve_memory = measure_serve_memory((root / "large").string());
     if (!serve_memory) return serve_memory.error();
