@@ -39,10 +39,10 @@ Result<std::string> load_body(const Snapshot& snap, std::string_view id) {
 
 Result<std::vector<Job>> list_jobs(const Snapshot& snap, const JobFilter& filter) {
   std::vector<Job> out;
-  auto shards = snap.list(layout::k_jobs);
+  auto shards = layout::job_shard_dirs(snap);
   if (!shards) return shards.error();
   for (const auto& shard : *shards) {
-    auto ids = snap.list(std::string(layout::k_jobs) + "/" + shard);
+    auto ids = snap.list(shard);
     if (!ids) return ids.error();
     for (const auto& id : *ids) {
       auto job = find_job(snap, id);
@@ -186,11 +186,11 @@ Result<void> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobLis
     }
     out.push_back(row);
   };
-  auto shards = snap.list(layout::k_jobs);
+  auto shards = layout::job_shard_dirs(snap);
   if (!shards) return shards.error();
   std::vector<Miss> misses;
   for (const auto& shard : *shards) {
-    auto entries = snap.list_with_ids(std::string(layout::k_jobs) + "/" + shard);
+    auto entries = snap.list_with_ids(shard);
     if (!entries) return entries.error();
     for (auto& [id, key] : *entries) {
       const JobRow* row = key.empty() ? nullptr : cache.find(key);
