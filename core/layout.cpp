@@ -9,28 +9,7 @@ namespace gigafab::core::layout {
 
 std::string job_shard(std::string_view id) { return std::string(id.substr(2, 2)); }
 
-std::string job_shard_dir(std::string_view id) {
-  std::string dir = "jobs/";
-  dir += id[2];
-  dir += '/';
-  dir += id[3];
-  return dir;
-}
-
-std::string job_dir(std::string_view id) { return job_shard_dir(id) + "/" + std::string(id); }
-
-Result<std::vector<std::string>> job_shard_dirs(const Snapshot& snap) {
-  std::vector<std::string> out;
-  auto firsts = snap.list(k_jobs);
-  if (!firsts) return firsts.error();
-  for (const auto& first : *firsts) {
-    const std::string dir = std::string(k_jobs) + "/" + first;
-    auto seconds = snap.list(dir);
-    if (!seconds) return seconds.error();
-    for (const auto& second : *seconds) out.push_back(dir + "/" + second);
-  }
-  return out;
-}
+std::string job_dir(std::string_view id) { return "jobs/" + job_shard(id) + "/" + std::string(id); }
 std::string job_doc(std::string_view id) { return job_dir(id) + "/" + k_job_doc_name; }
 std::string job_body(std::string_view id) { return job_dir(id) + "/body.md"; }
 

@@ -2,8 +2,8 @@
 // built only from validated ids and names.
 //
 //   meta/store.toml                                  format version
-//   jobs/<c1>/<c2>/<id>/job.toml                     the job document
-//   jobs/<c1>/<c2>/<id>/body.md                      the manifest body, verbatim
+//   jobs/<shard>/<id>/job.toml                       the job document
+//   jobs/<shard>/<id>/body.md                        the manifest body, verbatim
 //   profiles/<name>/<version>.md                     immutable persona snapshots
 //   index/queued/<product>/<capset>/@<bucket>/<rank>-<created>-<id>[-<hints>]
 //                                                    claimable jobs by required capabilities
@@ -20,11 +20,8 @@
 //   factories/<id>.toml                              last heartbeat and load
 //   index/idem/<product>/<sha256(key)>               idempotency key -> job id
 //
-// <c1> and <c2> are the two characters after "j-" (<shard>, both of them, in
-// the dependents index), so a write rewrites a few small trees (about 36
-// entries each, 1 KiB) instead of one listing every shard: format 2's
-// jobs/<c1c2>/ tree had 1,024 entries (30 KiB) at 100,000 jobs, two thirds
-// of what every claim wrote, and what the pack merges copied again.
+// <shard> is the two characters after "j-", so a write rewrites one small tree
+// per level instead of one tree listing every job.
 #pragma once
 
 #include <cstdint>
@@ -34,24 +31,17 @@
 #include <vector>
 
 #include "core/job.hpp"
-#include "core/snapshot.hpp"
 
 namespace gigafab::core::layout {
 
 inline constexpr std::string_view k_meta = "meta/store.toml";
 inline constexpr std::string_view k_jobs = "jobs";
-// 3: jobs under jobs/<c1>/<c2>/ (2: jobs/<c1c2>/); 2: the queue index in
-// buckets (1: entries directly under <capset>). A store of an older format
-// is upgraded when opened (gitstore::Store::open).
-inline constexpr std::int64_t k_format_version = 3;
+// 2: the queue index in buckets (1: entries directly under <capset>; a
+// store of format 1 is upgraded when opened).
+inline constexpr std::int64_t k_format_version = 2;
 
-// The two characters after "j-".
 std::string job_shard(std::string_view id);
-// "jobs/<c1>/<c2>": the directory holding the job's directory.
-std::string job_shard_dir(std::string_view id);
 std::string job_dir(std::string_view id);
-// Every job_shard_dir() the snapshot holds, in order.
-Result<std::vector<std::string>> job_shard_dirs(const Snapshot& snap);
 std::string job_doc(std::string_view id);
 inline constexpr const char* k_job_doc_name = "job.toml";  // job_doc() is job_dir() + "/" + this
 std::string job_body(std::string_view id);

@@ -39,10 +39,10 @@ Result<std::string> load_body(const Snapshot& snap, std::string_view id) {
 
 Result<std::vector<Job>> list_jobs(const Snapshot& snap, const JobFilter& filter) {
   std::vector<Job> out;
-  auto shards = layout::job_shard_dirs(snap);
+  auto shards = snap.list(layout::k_jobs);
   if (!shards) return shards.error();
   for (const auto& shard : *shards) {
-    auto ids = snap.list(shard);
+    auto ids = snap.list(std::string(layout::k_jobs) + "/" + shard);
     if (!ids) return ids.error();
     for (const auto& id : *ids) {
       auto job = find_job(snap, id);
@@ -186,11 +186,11 @@ Result<void> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobLis
     }
     out.push_back(row);
   };
-  auto shards = layout::job_shard_dirs(snap);
+  auto shards = snap.list(layout::k_jobs);
   if (!shards) return shards.error();
   std::vector<Miss> misses;
   for (const auto& shard : *shards) {
-    auto entries = snap.list_with_ids(shard);
+    auto entries = snap.list_with_ids(std::string(layout::k_jobs) + "/" + shard);
     if (!entries) return entries.error();
     for (auto& [id, key] : *entries) {
       const JobRow* row = key.empty() ? nullptr : cache.find(key);

@@ -18,7 +18,7 @@ namespace gigafab::core {
 class Snapshot {
  public:
   virtual ~Snapshot() = default;
-  // The file at `path` ("jobs/a/b/j-abcdefgh/job.toml"), or nullopt if absent.
+  // The file at `path` ("jobs/ab/j-abcdefgh/job.toml"), or nullopt if absent.
   // Errors only when the store cannot be read (corruption, I/O).
   virtual Result<std::optional<std::string>> read(std::string_view path) const = 0;
   // Names of the entries (files and directories) directly under `dir`, sorted
@@ -46,15 +46,10 @@ using Trailer = std::pair<std::string, std::string>;
 struct Change {
   // path -> new content; nullopt deletes the file (empty directories vanish).
   std::map<std::string, std::optional<std::string>> writes;
-  // directory path -> the id (hex) of a tree the store holds, hung there
-  // whole, or "" to remove the directory: moves subtrees without reading
-  // them (a store format upgrade). Applied by gitstore only; snapshots in
-  // memory and overlays do not see them.
-  std::map<std::string, std::string> grafts;
   std::string summary;  // first line of the commit message
   std::vector<Trailer> trailers;
 
-  bool empty() const { return writes.empty() && grafts.empty(); }
+  bool empty() const { return writes.empty(); }
   void put(std::string path, std::string content) { writes[std::move(path)] = std::move(content); }
   void remove(std::string path) { writes[std::move(path)] = std::nullopt; }
   // The full commit message: summary, blank line, trailers.

@@ -378,36 +378,16 @@ bool git_tree_order(const TreeEntry& a, const TreeEntry& b) {
   return next(a) < next(b);
 }
 
-using Writes = std::map<std::string, std::optional<std::string>>;
-using Grafts = std::map<std::string, std::string>;
-
-// Writes `writes` and `grafts` (core::Change's; paths relative to `base`) on
-// top of `base` (may be null) and returns the new tree, or nullopt when it
-// ends up empty.
+// Writes `writes` (paths relative to `base`) on top of `base` (may be null) and
+// returns the new tree, or nullopt when it ends up empty.
 Result<std::optional<git_oid>> build_tree(git_repository* repo, ObjectWriter& writer, const git_tree* base,
-                                          const Writes& writes, const Grafts& grafts = {}) {
-  std::map<std::string, std::pair<Writes, Grafts>> subdirs;
+                                          const std::map<std::string, std::optional<std::string>>& writes) {
+  std::map<std::string, std::map<std::string, std::optional<std::string>>> subdirs;
   std::map<std::string, std::optional<TreeEntry>, std::less<>> changed;  // nullopt: removed
-  for (const auto& [path, tree] : grafts) {
-    std::size_t slash = path.find('/');
-    if (slash != std::string::npos) {
-      subdirs[path.substr(0, slash)].second[path.substr(slash + 1)] = tree;
-      continue;
-    }
-    if (tree.empty()) {
-      changed[path] = std::nullopt;
-      continue;
-    }
-    git_oid id;
-    if (tree.size() != GIT_OID_HEXSZ || git_oid_fromstrn(&id, tree.data(), tree.size()) < 0) {
-      return make_error(ErrorCode::error, "cannot hang tree '" + tree + "' at " + path + ": not an object id");
-    }
-    changed[path] = TreeEntry{{}, id, GIT_FILEMODE_TREE};
-  }
   for (const auto& [path, content] : writes) {
     std::size_t slash = path.find('/');
     if (slash != std::string::npos) {
-      subdirs[path.substr(0, slash)].first[path.substr(slash + 1)] = content;
+      subdirs[path.substr(0, slash)][path.substr(slash + 1)] = content;
       continue;
     }
     if (!content) {
@@ -418,7 +398,7 @@ Result<std::optional<git_oid>> build_tree(git_repository* repo, ObjectWriter& wr
     if (!blob) return blob.error();
     changed[path] = TreeEntry{{}, *blob, GIT_FILEMODE_BLOB};
   }
-  for (const auto& [name, sub_changes] : subdirs) {
+  for (const auto& [name, sub_writes] : subdirs) {
     TreeHandle sub_base;
     const git_tree_entry* existing = base ? git_tree_entry_byname(base, name.c_str()) : nullptr;
     if (existing && git_tree_entry_type(existing) == GIT_OBJECT_TREE) {
@@ -426,7 +406,7 @@ Result<std::optional<git_oid>> build_tree(git_repository* repo, ObjectWriter& wr
         return git_failure("cannot read tree " + name);
       }
     }
-    auto sub = build_tree(repo, writer, sub_base.get(), sub_changes.first, sub_changes.second);
+    auto sub = build_tree(repo, writer, sub_base.get(), sub_writes);
     if (!sub) return sub.error();
     if (*sub) {
       changed[name] = TreeEntry{{}, **sub, GIT_FILEMODE_TREE};
@@ -1230,7 +1210,7 @@ struct Store::Impl {
     std::unique_ptr<git_odb, void (*)(git_odb*)> odb_handle(odb, git_odb_free);
     std::vector<git_oid> written;
     ObjectWriter writer(odb, mempack, written);
-    auto root = build_tree(repo, writer, base.get(), change.writes, change.grafts);
+    auto root = build_tree(repo, writer, base.get(), change.writes);
     if (!root) return root.error();
     if (!*root) return make_error(ErrorCode::error, "refusing to write an empty state tree");
     TreeHandle tree;
@@ -1302,7 +1282,7 @@ Result<Store> Store::open(const std::string& path) {
   if (git_config_get_int32(&version, config.get(), "gigafab.version") < 0) {
     return not_store("no gigafab.version in its config; run 'gigafab init' to create a store");
   }
-  if (version < 1 || version > core::layout::k_format_version) {
+  if (version != core::layout::k_format_version && version != 1) {
     return not_store("store format " + std::to_string(version) + " is not supported by this gigafab");
   }
   int fsync_on = 1;
@@ -1319,47 +1299,29 @@ Result<Store> Store::open(const std::string& path) {
   }
   if (auto tip = impl->tip(); !tip) return tip.error();
   Store store(std::move(impl));
-  if (version < core::layout::k_format_version) {
-    if (auto ok = store.upgrade_from(version); !ok) return ok.error();
+  if (version == 1) {
+    if (auto ok = store.upgrade_from_format_1(); !ok) return ok.error();
   }
   return store;
 }
 
 // Format 1 kept every queue entry directly under <capset>; format 2 keeps
-// them in buckets (core/queue_index.hpp). Format 2 kept the jobs under
-// jobs/<c1c2>/; format 3 under jobs/<c1>/<c2>/ (core/layout.hpp), each
-// shard's tree hung whole in its new place, nothing under it rewritten. One
-// commit does what the store needs, then the config says 3. With a remote,
-// the first host to open the store upgrades the shared state; the others
-// find nothing to move.
-Result<void> Store::upgrade_from(std::int32_t version) {
+// them in buckets (core/queue_index.hpp). One commit moves them, then the
+// config says 2. With a remote, the first host to open the store upgrades
+// the shared state; the others find nothing to move.
+Result<void> Store::upgrade_from_format_1() {
   auto committed = transact(
-      [version](const core::Snapshot& snap) -> Result<core::Change> {
+      [](const core::Snapshot& snap) -> Result<core::Change> {
         core::Change change;
-        if (version < 2) {
-          auto moved = core::queue_index::migrate_flat(snap, change);
-          if (!moved) return moved.error();
-        }
-        auto shards = snap.list_with_ids(core::layout::k_jobs);
-        if (!shards) return shards.error();
-        const std::string jobs(core::layout::k_jobs);
-        for (const auto& [name, id] : *shards) {
-          if (name.size() != 2 || id.empty()) continue;  // format 3's are one character
-          change.grafts[jobs + "/" + name] = "";
-          change.grafts[jobs + "/" + name[0] + "/" + name[1]] = id;
-        }
+        auto moved = core::queue_index::migrate_flat(snap, change);
+        if (!moved) return moved.error();
         auto meta = snap.read(core::layout::k_meta);
         if (!meta) return meta.error();
-        const std::string current = std::to_string(core::layout::k_format_version);
-        if (*meta && (*meta)->rfind("format = ", 0) == 0 && (*meta)->rfind("format = " + current + "\n", 0) != 0) {
-          std::size_t eol = (*meta)->find('\n');
-          change.put(std::string(core::layout::k_meta),
-                     "format = " + current + "\n" + (eol == std::string::npos ? "" : (*meta)->substr(eol + 1)));
+        if (*meta && (*meta)->rfind("format = 1\n", 0) == 0) {
+          change.put(std::string(core::layout::k_meta), "format = 2\n" + (*meta)->substr(11));
         }
         if (change.empty()) return change;
-        change.summary = "upgrade: store format " + std::to_string(version) + " -> " + current +
-                         (version < 2 ? " (queue index in buckets, jobs under jobs/<c1>/<c2>/)"
-                                      : " (jobs under jobs/<c1>/<c2>/)");
+        change.summary = "upgrade: store format 1 -> 2 (queue index in buckets)";
         change.trailers = {{"Gigafab-Op", "upgrade"}, {"Gigafab-Actor", "gigafab"}};
         return change;
       },
@@ -1370,8 +1332,7 @@ Result<void> Store::upgrade_from(std::int32_t version) {
       git_config_set_int32(config.get(), "gigafab.version", core::layout::k_format_version) < 0) {
     return git_failure("cannot record the store format");
   }
-  log_line(m_impl->path, "upgraded the store from format " + std::to_string(version) + " to " +
-                             std::to_string(core::layout::k_format_version));
+  log_line(m_impl->path, "upgraded the store from format 1 to " + std::to_string(core::layout::k_format_version));
   return {};
 }
 
@@ -2063,7 +2024,7 @@ Result<void> create_path_remote(const std::string& url) {
 
 }  // namespace
 
-Result<void> Store::attach_remote(const std::string& name, const std::string& url, bool adopt) {
+Result<void> Store::add_remote(const std::string& name, const std::string& url, bool adopt) {
   if (auto ok = core::validate_name("remote", name); !ok) return ok.error();
   if (url.empty()) return make_error(ErrorCode::usage, "the remote URL is empty");
   if (m_impl->remote && m_impl->remote->name != name) {
@@ -2116,22 +2077,6 @@ Result<void> Store::attach_remote(const std::string& name, const std::string& ur
   if (auto ok = set_config(m_impl->repo, "gigafab.remote", name); !ok) return undo(ok.error());
   m_impl->remote = endpoint;
   return m_impl->fetch_remote();
-}
-
-Result<void> Store::add_remote(const std::string& name, const std::string& url, bool adopt) {
-  if (auto ok = attach_remote(name, url, adopt); !ok) return ok;
-  // The fleet there may be of an older format than this gigafab's (the
-  // writer lock attach_remote held is released: the upgrade takes it).
-  auto snap = snapshot();
-  if (!snap) return snap.error();
-  auto meta = (*snap)->read(core::layout::k_meta);
-  if (!meta) return meta.error();
-  int version = 0;
-  if (*meta && std::sscanf((*meta)->c_str(), "format = %d", &version) == 1 && version >= 1 &&
-      version < core::layout::k_format_version) {
-    return upgrade_from(version);
-  }
-  return {};
 }
 
 Result<void> Store::remove_remote(const std::string& name) {

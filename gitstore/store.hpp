@@ -248,9 +248,7 @@ class Store {
   Result<std::vector<CommitInfo>> sync();
 
  private:
-  Result<void> upgrade_from(std::int32_t version);
-  // add_remote under the writer lock, without the upgrade.
-  Result<void> attach_remote(const std::string& name, const std::string& url, bool adopt);
+  Result<void> upgrade_from_format_1();
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> m_impl;

@@ -29,7 +29,6 @@
 
 #include "core/layout.hpp"
 #include "core/lifecycle.hpp"
-#include "core/queries.hpp"
 #include "core/queue_index.hpp"
 #include "core/snapshot.hpp"
 #include "core/submit.hpp"
@@ -208,14 +207,14 @@ TEST_CASE("init creates a bare store whose state ref holds the first commit") {
   CHECK_FALSE(store.fsync());
   CHECK(fs::is_regular_file(path + "/HEAD"));
   CHECK(git_out(path, "rev-parse --is-bare-repository") == "true");
-  CHECK(git_out(path, "config gigafab.version") == "3");
+  CHECK(git_out(path, "config gigafab.version") == "2");
   std::string tip = git_out(path, std::string("rev-parse ") + gitstore::k_state_ref);
   CHECK(tip.size() == 40);
   CHECK(git_out(path, "rev-list --count " + tip) == "1");
 
   auto meta = read_at_tip(store, "meta/store.toml");
   REQUIRE(meta.has_value());
-  CHECK(meta->rfind("format = 3\n", 0) == 0);
+  CHECK(meta->rfind("format = 2\n", 0) == 0);
   CHECK(contains(*meta, "created_at = \""));
 
   auto history = store.history();
@@ -274,9 +273,9 @@ TEST_CASE("open refuses anything that is not a gigafab store") {
   SUBCASE("a store of an unsupported format") {
     std::string path = tmp / "future";
     { init_store(path); }
-    REQUIRE(run(git(path) + "config gigafab.version 4").status == 0);
+    REQUIRE(run(git(path) + "config gigafab.version 3").status == 0);
     expect_not_store(path);
-    CHECK(contains(gitstore::Store::open(path).error().message, "format 4"));
+    CHECK(contains(gitstore::Store::open(path).error().message, "format 3"));
   }
 }
 
@@ -890,11 +889,10 @@ TEST_CASE("a store of format 1 (flat queue index) is upgraded when opened, in on
 
   auto upgraded = gitstore::Store::open(path);
   REQUIRE(upgraded.ok());
-  CHECK(git_out(path, "config gigafab.version") == "3");
+  CHECK(git_out(path, "config gigafab.version") == "2");
   CHECK(git_out(path, "rev-parse refs/gigafab/state^") == before);
-  CHECK(git_out(path, "log -1 --format=%s refs/gigafab/state") ==
-        "upgrade: store format 1 -> 3 (queue index in buckets, jobs under jobs/<c1>/<c2>/)");
-  CHECK(read_at_tip(*upgraded, "meta/store.toml")->rfind("format = 3\n", 0) == 0);
+  CHECK(git_out(path, "log -1 --format=%s refs/gigafab/state") == "upgrade: store format 1 -> 2 (queue index in buckets)");
+  CHECK(read_at_tip(*upgraded, "meta/store.toml")->rfind("format = 2\n", 0) == 0);
   auto snap = upgraded->snapshot();
   REQUIRE(snap.ok());
   auto entries = core::queue_index::entries(**snap, core::queue_index::capset_dir("default", "_any"));
@@ -917,119 +915,6 @@ TEST_CASE("a store of format 1 (flat queue index) is upgraded when opened, in on
   std::string tip = git_out(path, "rev-parse refs/gigafab/state");
   REQUIRE(gitstore::Store::open(path).ok());
   CHECK(git_out(path, "rev-parse refs/gigafab/state") == tip);
-}
-
-// A store as format 2 left it (jobs/<c1c2>/<id>/, config version 2) with
-// 40 queued jobs; returns their ids, oldest first.
-std::vector<std::string> make_format_2_store(const std::string& path) {
-  std::vector<std::string> ids;
-  {
-    gitstore::Store store = init_store(path);
-    commit_ok(store, [&](const core::Snapshot& snap) -> core::Result<core::Change> {
-      core::Change all;
-      for (int i = 0; i < 40; ++i) {
-        core::OverlaySnapshot view(snap, all);
-        core::SubmitRequest request;
-        request.manifest.title = "job " + std::to_string(i);
-        request.manifest.body = "# job\n";
-        request.product = "default";
-        request.actor = "tester";
-        auto r = core::submit(view, request, 1700000000000 + i, 5000 + static_cast<std::uint64_t>(i));
-        if (!r) return r.error();
-        ids.push_back(r->job_id);
-        for (auto& [p, c] : r->change.writes) all.writes[p] = std::move(c);
-      }
-      all.summary = "load";
-      return all;
-    });
-    // The jobs as format 2 kept them: jobs/<c1c2>/<id>/.
-    commit_ok(store, [](const core::Snapshot& snap) -> core::Result<core::Change> {
-      core::Change old;
-      auto firsts = snap.list_with_ids("jobs");
-      if (!firsts) return firsts.error();
-      for (const auto& [c1, c1_id] : *firsts) {
-        auto seconds = snap.list_with_ids("jobs/" + c1);
-        if (!seconds) return seconds.error();
-        for (const auto& [c2, tree] : *seconds) old.grafts["jobs/" + c1 + c2] = tree;
-        old.grafts["jobs/" + c1] = "";
-      }
-      std::string meta = *snap.read(core::layout::k_meta).value();
-      old.put(std::string(core::layout::k_meta), "format = 2\n" + meta.substr(meta.find('\n') + 1));
-      old.summary = "as format 2 wrote it";
-      return old;
-    });
-  }
-  REQUIRE(run(git(path) + "config gigafab.version 2").status == 0);
-  return ids;
-}
-
-TEST_CASE("a store of format 2 (jobs/<c1c2>/) is upgraded when opened: each shard's tree hung whole under jobs/<c1>/<c2>/") {
-  TempDir tmp;
-  std::string path = tmp / "store";
-  std::vector<std::string> ids = make_format_2_store(path);
-  std::map<std::string, std::string> job_trees;  // id -> its tree as format 2 held it
-  std::string before = git_out(path, "rev-parse refs/gigafab/state");
-  for (const std::string& id : ids) {
-    job_trees[id] = git_out(path, "rev-parse refs/gigafab/state:jobs/" + id.substr(2, 2) + "/" + id);
-    REQUIRE(job_trees[id].size() == 40);
-  }
-
-  auto upgraded = gitstore::Store::open(path);
-  REQUIRE(upgraded.ok());
-  CHECK(git_out(path, "config gigafab.version") == "3");
-  CHECK(git_out(path, "rev-parse refs/gigafab/state^") == before);
-  CHECK(git_out(path, "log -1 --format=%s refs/gigafab/state") == "upgrade: store format 2 -> 3 (jobs under jobs/<c1>/<c2>/)");
-  CHECK(git_out(path, "log -1 '--format=%(trailers:key=Gigafab-Op,valueonly)' refs/gigafab/state") == "upgrade");
-  CHECK(read_at_tip(*upgraded, "meta/store.toml")->rfind("format = 3\n", 0) == 0);
-  // Only one-character shards are left, and every job's tree is the one it had.
-  std::istringstream names(git_out(path, "ls-tree --name-only refs/gigafab/state:jobs"));
-  for (std::string name; std::getline(names, name);) CHECK(name.size() == 1);
-  for (const std::string& id : ids) {
-    CHECK(git_out(path, "rev-parse refs/gigafab/state:" + core::layout::job_dir(id)) == job_trees[id]);
-  }
-  CHECK(run(git(path) + "fsck --strict --no-dangling").status == 0);
-  auto snap = upgraded->snapshot();
-  REQUIRE(snap.ok());
-  auto listed = core::list_jobs(**snap, core::JobFilter{"default", {}});
-  REQUIRE(listed.ok());
-  CHECK(listed->size() == ids.size());
-  // The queue works on the moved jobs: the oldest is claimed first.
-  commit_ok(*upgraded, [&](const core::Snapshot& s) -> core::Result<core::Change> {
-    core::ClaimRequest request{"default", "f1", std::vector<std::string>{}, 600, "tester", {}};
-    auto t = core::claim(s, request, 1700000001000);
-    if (!t) return t.error();
-    CHECK(t->job.id == ids[0]);
-    return std::move(t->change);
-  });
-  // Opened again: nothing left to upgrade, no commit.
-  std::string after = git_out(path, "rev-parse refs/gigafab/state");
-  REQUIRE(gitstore::Store::open(path).ok());
-  CHECK(git_out(path, "rev-parse refs/gigafab/state") == after);
-}
-
-TEST_CASE("a new local copy of a format-2 fleet upgrades the fleet on the remote; the old store then finds nothing to move") {
-  TempDir tmp;
-  std::string fleet = tmp / "fleet";
-  std::vector<std::string> ids = make_format_2_store(fleet);
-  std::string before = git_out(fleet, "rev-parse refs/gigafab/state");
-  auto host = gitstore::Store::init_from_remote(tmp / "host", fleet, "origin", gitstore::InitOptions{false}, "tester");
-  REQUIRE(host.ok());
-  // The upgrade commit is on the remote, built on the fleet's tip.
-  std::string upgraded = git_out(fleet, "rev-parse refs/gigafab/state");
-  CHECK(upgraded != before);
-  CHECK(git_out(fleet, "rev-parse refs/gigafab/state^") == before);
-  CHECK(git_out(fleet, "log -1 --format=%s refs/gigafab/state") == "upgrade: store format 2 -> 3 (jobs under jobs/<c1>/<c2>/)");
-  CHECK(git_out(tmp / "host", "rev-parse refs/gigafab/state") == upgraded);
-  CHECK(read_at_tip(*host, "meta/store.toml")->rfind("format = 3\n", 0) == 0);
-  auto snap = host->snapshot();
-  REQUIRE(snap.ok());
-  auto listed = core::list_jobs(**snap, core::JobFilter{"default", {}});
-  REQUIRE(listed.ok());
-  CHECK(listed->size() == ids.size());
-  // The fleet's own store (its config still says 2): upgraded without a commit.
-  REQUIRE(gitstore::Store::open(fleet).ok());
-  CHECK(git_out(fleet, "config gigafab.version") == "3");
-  CHECK(git_out(fleet, "rev-parse refs/gigafab/state") == upgraded);
 }
 
 TEST_CASE("files a killed writer or a killed gc's git left in objects/pack go with the next write, and it is logged") {
