@@ -280,7 +280,7 @@ Result<std::optional<Lease>> find_lease(const Snapshot& snap, const std::string&
 namespace {
 
 // A queue entry name (layout::queued_entry_name) as a candidate shape.
-std::optional<Candidate> shape_of(const std::string& name, const std::vector<std::string>& caps) {
+std::optional<Candidate> shape_of(std::string_view name, const std::vector<std::string>& caps) {
   auto parsed = layout::parse_queued_entry_name(name);
   if (!parsed) return std::nullopt;
   Candidate c;
@@ -424,11 +424,11 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
     for (const auto& bucket : *buckets) {
       int rank = bucket.rank - '0';
       if (rank < 0 || rank > 3 || done[rank][bucket.hinted]) continue;
-      auto entries = snap.list(bucket.path);
-      if (!entries) return entries.error();
-      for (const auto& name : *entries) {
+      // The bucket's names walked in place, most of them never looked at.
+      std::optional<Error> failed;
+      auto walked = snap.visit(bucket.path, [&](std::string_view name) {
         auto shape = shape_of(name, caps);
-        if (!shape) continue;
+        if (!shape) return true;
         if (best) {
           // Within a sequence the bound falls with age when every entry is
           // bounded alike: no affinity for plain entries, all of it for hinted ones.
@@ -436,14 +436,17 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
           loosest.may_name_engine = loosest.may_have_run = bucket.hinted;
           if (!ranks_before(loosest, score_upper_bound(loosest, self, settings, now), *best, best_score)) {
             done[rank][bucket.hinted] = true;
-            break;
+            return false;
           }
-          if (!ranks_before(*shape, score_upper_bound(*shape, self, settings, now), *best, best_score)) continue;
+          if (!ranks_before(*shape, score_upper_bound(*shape, self, settings, now), *best, best_score)) return true;
         }
-        auto candidate = read_candidate(snap, bucket.path + "/" + name, *shape);
-        if (!candidate) return candidate.error();
+        auto candidate = read_candidate(snap, bucket.path + "/" + std::string(name), *shape);
+        if (!candidate) {
+          failed = candidate.error();
+          return false;
+        }
         Score s = score(*candidate, self, settings, now);
-        if (best && !ranks_before(*candidate, s, *best, best_score)) continue;
+        if (best && !ranks_before(*candidate, s, *best, best_score)) return true;
         // Best fit across the fleet: leave a young job to a clearly better factory that can take it now.
         if (now - candidate->created_at < settings.defer_window * 1000) {
           bool better_elsewhere = std::any_of(others.begin(), others.end(), [&](const FactoryView& other) {
@@ -452,12 +455,15 @@ Result<Transition> claim(const Snapshot& snap, const ClaimRequest& request, Mill
           });
           if (better_elsewhere) {
             ++deferred;
-            continue;
+            return true;
           }
         }
         best = std::move(*candidate);
         best_score = s;
-      }
+        return true;
+      });
+      if (!walked) return walked.error();
+      if (failed) return *failed;
     }
   }
   if (!best) {
@@ -749,13 +755,18 @@ Result<Transition> act(const Snapshot& snap, OperatorAction action, const std::s
 }
 
 Result<Transition> reap_one(const Snapshot& snap, const std::string& actor, Millis now) {
-  auto entries = snap.list(layout::k_lease_index);
-  if (!entries) return entries.error();
-  for (const auto& name : *entries) {  // soonest expiry first
+  // Soonest expiry first: the first entry tells whether any lease is due
+  // (the index is walked in place, not copied: it holds every live lease).
+  std::string name;
+  auto walked = snap.visit(layout::k_lease_index, [&](std::string_view entry) {
+    std::size_t dash = entry.find('-');
+    if (dash == std::string_view::npos) return true;
+    if (std::stoll(std::string(entry.substr(0, dash))) <= now) name = entry;
+    return false;
+  });
+  if (!walked) return walked.error();
+  if (!name.empty()) {
     std::size_t dash = name.find('-');
-    if (dash == std::string::npos) continue;
-    Millis expires = std::stoll(name.substr(0, dash));
-    if (expires > now) break;
     std::string id = name.substr(dash + 1);
     auto job = find_job(snap, id);
     if (!job) return job.error();

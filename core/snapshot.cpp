@@ -31,6 +31,15 @@ Result<std::optional<std::string>> Snapshot::read_in(std::string_view dir, std::
   return read(path);
 }
 
+Result<void> Snapshot::visit(std::string_view dir, const Visitor& visitor) const {
+  auto names = list(dir);
+  if (!names) return names.error();
+  for (const auto& name : *names) {
+    if (!visitor(name)) break;
+  }
+  return {};
+}
+
 Result<std::string> Snapshot::id_of(std::string_view dir, std::string_view name) const {
   auto entries = list_with_ids(dir);
   if (!entries) return entries.error();
@@ -70,6 +79,13 @@ Result<std::optional<std::string>> OverlaySnapshot::read(std::string_view path) 
   auto it = m_change.writes.find(std::string(path));
   if (it != m_change.writes.end()) return it->second;
   return m_base.read(path);
+}
+
+Result<void> OverlaySnapshot::visit(std::string_view dir, const Visitor& visitor) const {
+  std::string prefix = std::string(dir) + "/";
+  auto it = m_change.writes.lower_bound(prefix);
+  if (it == m_change.writes.end() || !it->first.starts_with(prefix)) return m_base.visit(dir, visitor);
+  return Snapshot::visit(dir, visitor);  // edited: the merged listing
 }
 
 Result<std::vector<std::string>> OverlaySnapshot::list(std::string_view dir) const {

@@ -109,6 +109,7 @@ class BorrowedSnapshot final : public core::Snapshot {
   explicit BorrowedSnapshot(const core::Snapshot& view) : m_view(view) {}
   Result<std::optional<std::string>> read(std::string_view path) const override { return m_view.read(path); }
   Result<std::vector<std::string>> list(std::string_view dir) const override { return m_view.list(dir); }
+  Result<void> visit(std::string_view dir, const Visitor& visitor) const override { return m_view.visit(dir, visitor); }
 
  private:
   const core::Snapshot& m_view;
@@ -232,6 +233,21 @@ class TreeSnapshot final : public core::Snapshot {
     // already in bytewise order, which is what the contract promises.
     if (has_subtrees) std::sort(names.begin(), names.end());
     return names;
+  }
+
+  Result<void> visit(std::string_view dir, const Visitor& visitor) const override {
+    auto tree = tree_for(dir);
+    if (!tree) return tree.error();
+    if (!*tree) return {};
+    const std::size_t count = git_tree_entrycount(*tree);
+    for (std::size_t i = 0; i < count; ++i) {
+      // Git's order is bytewise only among files: list() sorts the others.
+      if (git_tree_entry_type(git_tree_entry_byindex(*tree, i)) == GIT_OBJECT_TREE) return Snapshot::visit(dir, visitor);
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+      if (!visitor(git_tree_entry_name(git_tree_entry_byindex(*tree, i)))) break;
+    }
+    return {};
   }
 
   Result<std::vector<Entry>> list_with_ids(std::string_view dir) const override {

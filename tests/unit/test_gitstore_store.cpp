@@ -1159,6 +1159,41 @@ TEST_CASE("a snapshot reads a file in a directory found by its id, as read() of 
   CHECK(memory.read_in("a", "", "b.txt")->value() == "x");
 }
 
+TEST_CASE("a snapshot's visit gives list()'s names in list()'s order, and stops when told") {
+  TempDir tmp;
+  gitstore::Store store = init_store(tmp / "store");
+  // Files only (git's order is bytewise), and a directory whose subtree "a"
+  // git sorts after the file "a-b" ("a/" > "a-b") where list() puts it first.
+  for (const char* path : {"q/3-x", "q/1-z", "q/2-y", "q/10", "mixed/a-b", "mixed/a/c", "mixed/b"}) {
+    commit_ok(store, put(path, "x\n"));
+  }
+  auto snap = store.snapshot();
+  REQUIRE(snap.ok());
+  auto visited = [](const core::Snapshot& s, std::string_view dir, std::size_t stop_after) {
+    std::vector<std::string> names;
+    auto ok = s.visit(dir, [&](std::string_view name) {
+      names.emplace_back(name);
+      return names.size() < stop_after;
+    });
+    REQUIRE(ok.ok());
+    return names;
+  };
+  for (const char* dir : {"q", "mixed", "missing"}) {
+    CAPTURE(dir);
+    CHECK(visited(**snap, dir, 100) == (*snap)->list(dir).value());
+  }
+  CHECK(visited(**snap, "mixed", 100) == std::vector<std::string>{"a", "a-b", "b"});
+  CHECK(visited(**snap, "q", 2) == std::vector<std::string>{"1-z", "10"});
+  // Through an overlay: untouched directories walk the base, edited ones the merged listing.
+  core::Change change;
+  change.put("q/0-new", "y\n");
+  change.remove("q/2-y");
+  core::OverlaySnapshot overlay(**snap, change);
+  CHECK(visited(overlay, "q", 100) == std::vector<std::string>{"0-new", "1-z", "10", "3-x"});
+  CHECK(visited(overlay, "mixed", 100) == std::vector<std::string>{"a", "a-b", "b"});
+  CHECK(visited(overlay, "q", 1) == std::vector<std::string>{"0-new"});
+}
+
 TEST_CASE("group commit with deferred maintenance: packs pile up until maintain() merges them") {
   TempDir tmp;
   std::string path = tmp / "store";
