@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 namespace gigafab::gitstore::packfile {
@@ -83,6 +82,9 @@ class TempFile {
   TempFile& operator=(const TempFile&) = delete;
   bool ok() const { return m_fd >= 0; }
   bool write(const void* data, std::size_t size) {
+    // A merge's chunks go straight out: copied into the buffer, each grew
+    // it to a fresh 1 MiB allocation that the kernel mapped page by page.
+    if (size >= k_direct) return flush() && fd_io::write_all(m_fd, {static_cast<const char*>(data), size});
     m_buffer.append(static_cast<const char*>(data), size);
     return m_buffer.size() < k_buffer || flush();
   }
@@ -101,7 +103,9 @@ class TempFile {
 
  private:
   static constexpr std::size_t k_buffer = std::size_t{1} << 20;
+  static constexpr std::size_t k_direct = std::size_t{64} << 10;
   bool flush() {
+    if (m_buffer.empty()) return true;
     bool written = fd_io::write_all(m_fd, m_buffer);
     m_buffer.clear();
     return written;
@@ -110,6 +114,21 @@ class TempFile {
   int m_fd = -1;
   bool m_renamed = false;
   std::string m_buffer;
+};
+
+// An open file descriptor, closed when it goes.
+class Fd {
+ public:
+  explicit Fd(int fd) : m_fd(fd) {}
+  ~Fd() {
+    if (m_fd >= 0) ::close(m_fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return m_fd; }
+
+ private:
+  int m_fd;
 };
 
 struct Entry {
@@ -329,28 +348,42 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
   std::uint64_t at = 12;
   std::vector<Entry> entries;
   entries.reserve(total);
-  std::vector<char> buf(1 << 20);
+  // One buffer per thread for every merge (serve merges every few commits):
+  // a fresh one per merge was a fresh mapping, faulted in page by page.
+  thread_local std::vector<char> buf(std::size_t{256} << 10);
   for (std::size_t s = 0; s < sources.size(); ++s) {
     Source& source = sources[s];
-    std::ifstream in(source.base + ".pack", std::ios::binary);
-    in.seekg(0, std::ios::end);
-    std::uint64_t size = static_cast<std::uint64_t>(in.tellg());
-    if (size < 32) return make_error(ErrorCode::error, "cannot read pack " + source.base + ".pack");
-    std::uint64_t body = size - 12 - 20;  // between the header and the checksum
+    const std::string pack_path = source.base + ".pack";
+    Fd in(::open(pack_path.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (in.get() < 0 || ::fstat(in.get(), &st) != 0 || st.st_size < 32) {
+      return make_error(ErrorCode::error, "cannot read pack " + pack_path);
+    }
+    const std::uint64_t body = static_cast<std::uint64_t>(st.st_size) - 12 - 20;  // between the header and the checksum
     for (const Entry& e : source.entries) {
       if (e.offset < 12 || e.offset >= 12 + body) return make_error(ErrorCode::error, "corrupt pack index " + source.base + ".idx");
     }
-    in.seekg(12);
+    // Reads `n` bytes at `position` of the pack into `out`.
+    auto read_at = [&](char* out, std::size_t n, std::uint64_t position) {
+      while (n > 0) {
+        ssize_t got = ::pread(in.get(), out, n, static_cast<off_t>(position));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return false;
+        out += got;
+        n -= static_cast<std::size_t>(got);
+        position += static_cast<std::uint64_t>(got);
+      }
+      return true;
+    };
     if (std::find(skip[s].begin(), skip[s].end(), true) == skip[s].end()) {
       // Byte for byte: every entry keeps its distance to the others.
-      for (std::uint64_t left = body; left > 0;) {
+      for (std::uint64_t left = body, from = 12; left > 0;) {
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size()));
-        if (!in.read(buf.data(), static_cast<std::streamsize>(n))) {
-          return make_error(ErrorCode::error, "cannot read pack " + source.base + ".pack");
-        }
+        if (!read_at(buf.data(), n, from)) return make_error(ErrorCode::error, "cannot read pack " + pack_path);
         sum.update(buf.data(), n);
         if (!pack.write(buf.data(), n)) return make_error(ErrorCode::error, "cannot write a pack");
         left -= n;
+        from += n;
       }
       for (Entry e : source.entries) {
         e.offset = at + (e.offset - 12);
@@ -363,9 +396,7 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
     constexpr std::uint64_t k_max_rewritten = 64u << 20;
     if (body > k_max_rewritten) return make_error(ErrorCode::usage, "an object is in two packs, one of them large");
     std::string data(static_cast<std::size_t>(body), '\0');
-    if (!in.read(data.data(), static_cast<std::streamsize>(body))) {
-      return make_error(ErrorCode::error, "cannot read pack " + source.base + ".pack");
-    }
+    if (!read_at(data.data(), data.size(), 12)) return make_error(ErrorCode::error, "cannot read pack " + pack_path);
     std::vector<std::size_t> order(source.entries.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(),

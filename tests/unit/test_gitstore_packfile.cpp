@@ -104,3 +104,55 @@ TEST_CASE("a pack stores small objects and compresses large blobs, and git reads
   fs::remove_all(repo);
   git_libgit2_shutdown();
 }
+
+TEST_CASE("packs larger than a merge's read buffer merge byte for byte, with small ones between them") {
+  git_libgit2_init();
+  char pattern[] = "/tmp/gigafab-pack-XXXXXX";
+  REQUIRE(::mkdtemp(pattern) != nullptr);
+  std::string repo = pattern;
+  sh("git init -q --bare " + repo);
+  std::string dir = repo + "/objects/pack";
+  // Blobs that do not compress (a pseudo-random byte stream), so that the
+  // first and last packs are several times the merge's 256 KiB buffer.
+  auto noise = [](std::uint32_t seed, std::size_t size) {
+    std::string out(size, '\0');
+    for (char& c : out) {
+      seed = seed * 1664525u + 1013904223u;
+      c = static_cast<char>(seed >> 24);
+    }
+    return out;
+  };
+  std::vector<std::string> contents = {noise(1, 700'000), noise(2, 300'000), "a small record\n", noise(3, 900'000)};
+  REQUIRE(gitstore::packfile::write(dir, {blob(contents[0]), blob(contents[1])}, false).ok());
+  REQUIRE(gitstore::packfile::write(dir, {blob(contents[2])}, false).ok());
+  REQUIRE(gitstore::packfile::write(dir, {blob(contents[3])}, false).ok());
+  auto bases = pack_bases(dir);
+  REQUIRE(bases.size() == 3);
+  std::uintmax_t total = 0;
+  for (const auto& base : bases) total += fs::file_size(base + ".pack") - 12 - 20;
+
+  REQUIRE(gitstore::packfile::concatenate(dir, bases, true).ok());
+  for (const auto& base : bases) {
+    fs::remove(base + ".pack");
+    fs::remove(base + ".idx");
+  }
+  auto merged = pack_bases(dir);
+  REQUIRE(merged.size() == 1);
+  CHECK(fs::file_size(merged.front() + ".pack") == total + 12 + 20);
+  std::string verify = sh("git verify-pack -v " + merged.front() + ".idx");
+  CHECK(verify.find("non delta: 4 objects") != std::string::npos);
+  // git verify-pack has checked every object against its id; libgit2 reads
+  // them back through the new index.
+  git_repository* r = nullptr;
+  REQUIRE(git_repository_open_bare(&r, repo.c_str()) == 0);
+  for (const auto& content : contents) {
+    auto o = blob(content);
+    git_blob* read = nullptr;
+    REQUIRE(git_blob_lookup(&read, r, &o.id) == 0);
+    CHECK(std::string(static_cast<const char*>(git_blob_rawcontent(read)), static_cast<std::size_t>(git_blob_rawsize(read))) == content);
+    git_blob_free(read);
+  }
+  git_repository_free(r);
+  fs::remove_all(repo);
+  git_libgit2_shutdown();
+}
