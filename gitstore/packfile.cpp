@@ -351,6 +351,12 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
   // One buffer per thread for every merge (serve merges every few commits):
   // a fresh one per merge was a fresh mapping, faulted in page by page.
   thread_local std::vector<char> buf(std::size_t{256} << 10);
+  std::size_t filled = 0;
+  auto flush_buf = [&] {
+    const bool written = pack.write(buf.data(), filled);
+    filled = 0;
+    return written;
+  };
   for (std::size_t s = 0; s < sources.size(); ++s) {
     Source& source = sources[s];
     const std::string pack_path = source.base + ".pack";
@@ -376,12 +382,14 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
       return true;
     };
     if (std::find(skip[s].begin(), skip[s].end(), true) == skip[s].end()) {
-      // Byte for byte: every entry keeps its distance to the others.
+      // Byte for byte: every entry keeps its distance to the others. Small
+      // packs (a commit's) share the buffer until it is full.
       for (std::uint64_t left = body, from = 12; left > 0;) {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size()));
-        if (!read_at(buf.data(), n, from)) return make_error(ErrorCode::error, "cannot read pack " + pack_path);
-        sum.update(buf.data(), n);
-        if (!pack.write(buf.data(), n)) return make_error(ErrorCode::error, "cannot write a pack");
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size() - filled));
+        if (!read_at(buf.data() + filled, n, from)) return make_error(ErrorCode::error, "cannot read pack " + pack_path);
+        sum.update(buf.data() + filled, n);
+        filled += n;
+        if (filled == buf.size() && !flush_buf()) return make_error(ErrorCode::error, "cannot write a pack");
         left -= n;
         from += n;
       }
@@ -393,6 +401,7 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
       continue;
     }
     // Entry by entry, leaving out the duplicates: only without deltas.
+    if (!flush_buf()) return make_error(ErrorCode::error, "cannot write a pack");
     constexpr std::uint64_t k_max_rewritten = 64u << 20;
     if (body > k_max_rewritten) return make_error(ErrorCode::usage, "an object is in two packs, one of them large");
     std::string data(static_cast<std::size_t>(body), '\0');
@@ -417,6 +426,7 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
       at += n;
     }
   }
+  if (!flush_buf()) return make_error(ErrorCode::error, "cannot write a pack");
   std::string pack_sum = sum.finish();
   if (!pack.write(pack_sum.data(), pack_sum.size())) return make_error(ErrorCode::error, "cannot write a pack");
   return publish(pack_dir, pack, pack_sum, entries, durable, -1);
