@@ -1,6 +1,7 @@
 // `gigafab serve`: the Api over HTTP (cpp-httplib), the SSE event stream, and
 // a clean shutdown on SIGTERM/SIGINT (stop accepting, finish what is in
-// flight, return). The only translation unit that includes httplib.h.
+// flight, return). The HTTP side is a module loaded by serve alone
+// (server/http_host.hpp says why).
 #pragma once
 
 #include <cstddef>
@@ -23,6 +24,12 @@ struct ServeOptions {
 // Serves until SIGTERM or SIGINT, then returns ok. `on_listening` gets the
 // URL once the socket is bound (with the real port when port was 0).
 core::Result<void> serve(Api& api, const ServeOptions& options, const std::function<void(const std::string& url)>& on_listening);
+
+// Loads serve's HTTP module (embedded in the binary) from an in-memory file
+// or from a temporary file, and returns its dlopen handle. serve() tries the
+// first, then the second.
+enum class ModuleVia { memory, temp_file };
+core::Result<void*> load_http_module(ModuleVia via);
 
 // "HOST:PORT", ":PORT" or "PORT" -> options.host/port; usage error otherwise.
 core::Result<void> parse_listen(const std::string& text, ServeOptions& options);

@@ -12,7 +12,14 @@ OPB=$(gf --product beta token create --operator --name ops-beta 2>/dev/null)
 F1=$(gf factory enroll f1 --caps linux 2>/dev/null)
 F2=$(gf factory enroll f2 --caps linux 2>/dev/null)
 [[ "$OP" == gf_* && "$F1" == gf_* ]] || fail "tokens not issued: '$OP' '$F1'"
+# The binary does not link cpp-httplib (nor the OpenSSL TLS and brotli
+# libraries it brings): serve loads its HTTP module, the other commands never.
+ldd "$GIGAFAB" | grep -q 'libcpp-httplib\|libssl\|libbrotli' && fail "gigafab links httplib: $(ldd "$GIGAFAB")"
+LD_DEBUG=libs gf --version 2>loaded.txt >/dev/null
+grep -q 'libgit2' loaded.txt || fail "LD_DEBUG shows no library loads: $(head -3 loaded.txt)"
+grep -q 'libcpp-httplib' loaded.txt && fail "gigafab --version loaded httplib"
 start_server "$S" --max-body 65536 --keepalive 1
+grep -q 'libcpp-httplib' "/proc/$SERVER_PID/maps" || fail "serve has not loaded httplib"
 
 # JSON-encodes a manifest file as a submit body.
 submit_body() { python3 -c 'import json,sys; print(json.dumps({"manifest": open(sys.argv[1]).read()}))' "$1"; }
