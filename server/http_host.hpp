@@ -1,6 +1,7 @@
 // The seam between `gigafab serve` and its HTTP module. cpp-httplib (and the
-// OpenSSL and brotli libraries it is built with) take about 6 ms to load and
-// initialise, in every process that links them; so the binary does not link
+// OpenSSL and brotli libraries it is built with) took 3-5 ms of every
+// process's start that linked them (1-2 ms of a command that opens a store;
+// docs/PERFORMANCE.md); so the binary does not link
 // them: server/http_module.cpp, the only code that uses httplib, is built as
 // a module that is embedded in the binary and loaded by `serve` alone
 // (server/http.cpp). The module calls back into the binary only through

@@ -38,15 +38,33 @@ std::vector<std::string> pack_bases(const std::string& dir) {
   return out;
 }
 
+// A bare repository in a temporary directory, with libgit2 initialised, for
+// one test; removed when it goes.
+struct ScratchRepo {
+  std::string repo;
+  std::string dir;  // its objects/pack
+  ScratchRepo() {
+    git_libgit2_init();
+    char pattern[] = "/tmp/gigafab-pack-XXXXXX";
+    REQUIRE(::mkdtemp(pattern) != nullptr);
+    repo = pattern;
+    sh("git init -q --bare " + repo);
+    dir = repo + "/objects/pack";
+  }
+  ~ScratchRepo() {
+    fs::remove_all(repo);
+    git_libgit2_shutdown();
+  }
+  ScratchRepo(const ScratchRepo&) = delete;
+  ScratchRepo& operator=(const ScratchRepo&) = delete;
+};
+
 }  // namespace
 
 TEST_CASE("packs that share an object merge into one pack holding each object once") {
-  git_libgit2_init();
-  char pattern[] = "/tmp/gigafab-pack-XXXXXX";
-  REQUIRE(::mkdtemp(pattern) != nullptr);
-  std::string repo = pattern;
-  sh("git init -q --bare " + repo);
-  std::string dir = repo + "/objects/pack";
+  ScratchRepo scratch;
+  const std::string& repo = scratch.repo;
+  const std::string& dir = scratch.dir;
   const std::string a = "alpha\n", b = "shared by both packs\n", c = "gamma\n";
   REQUIRE(gitstore::packfile::write(dir, {blob(a), blob(b)}, false).ok());
   REQUIRE(gitstore::packfile::write(dir, {blob(b), blob(c)}, false).ok());
@@ -68,17 +86,12 @@ TEST_CASE("packs that share an object merge into one pack holding each object on
     git_oid_tostr(hex, sizeof hex, &o.id);
     CHECK(sh("git --git-dir " + repo + " cat-file -p " + hex) + "\n" == *content);
   }
-  fs::remove_all(repo);
-  git_libgit2_shutdown();
 }
 
 TEST_CASE("a pack stores small objects and compresses large blobs, and git reads both") {
-  git_libgit2_init();
-  char pattern[] = "/tmp/gigafab-pack-XXXXXX";
-  REQUIRE(::mkdtemp(pattern) != nullptr);
-  std::string repo = pattern;
-  sh("git init -q --bare " + repo);
-  std::string dir = repo + "/objects/pack";
+  ScratchRepo scratch;
+  const std::string& repo = scratch.repo;
+  const std::string& dir = scratch.dir;
   const std::string small = "stage = \"queued\"\n";
   std::string large;
   for (int i = 0; i < 4000; ++i) large += "engine output line " + std::to_string(i % 17) + "\n";
@@ -101,17 +114,12 @@ TEST_CASE("a pack stores small objects and compresses large blobs, and git reads
   };
   CHECK(in_pack(small) > static_cast<long>(small.size()));      // stored: zlib's framing on top
   CHECK(in_pack(large) < static_cast<long>(large.size()) / 4);  // compressed
-  fs::remove_all(repo);
-  git_libgit2_shutdown();
 }
 
 TEST_CASE("packs larger than a merge's read buffer merge byte for byte, with small ones between them") {
-  git_libgit2_init();
-  char pattern[] = "/tmp/gigafab-pack-XXXXXX";
-  REQUIRE(::mkdtemp(pattern) != nullptr);
-  std::string repo = pattern;
-  sh("git init -q --bare " + repo);
-  std::string dir = repo + "/objects/pack";
+  ScratchRepo scratch;
+  const std::string& repo = scratch.repo;
+  const std::string& dir = scratch.dir;
   // Blobs that do not compress (a pseudo-random byte stream), so that the
   // first and last packs are several times the merge's 256 KiB buffer.
   auto noise = [](std::uint32_t seed, std::size_t size) {
@@ -153,6 +161,4 @@ TEST_CASE("packs larger than a merge's read buffer merge byte for byte, with sma
     git_blob_free(read);
   }
   git_repository_free(r);
-  fs::remove_all(repo);
-  git_libgit2_shutdown();
 }
