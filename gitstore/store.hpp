@@ -205,6 +205,19 @@ class Store {
   // The pack merges the last commits left (a no-op when none are due).
   // Prepared groups publish once it is done.
   Result<void> maintain();
+  // The same merges (whether due or not), for a thread of its own while
+  // this handle goes on committing on another: the merged pack is written
+  // (the slow part) beside the commits, and the writer lock is held only to
+  // remove what a killed writer left, so publishes go on meanwhile. The
+  // handle is touched once per merge, through `with_handle`, which must run
+  // the function it is given while nothing else uses the handle (under the
+  // lock its users share): it waits for the groups in flight to publish,
+  // removes the merged packs and refreshes the object database. False, and
+  // nothing done, while a gc runs: merges then need the writer lock
+  // throughout, and the caller runs them on the handle (maintain(), under
+  // that lock). One thread at a time.
+  using WithHandle = std::function<void(const std::function<void()>&)>;
+  Result<bool> merge_aside(const WithHandle& with_handle);
 
   // ---- the coordinating git remote (gitstore/remote.hpp) -------------------
   // With a remote (config gigafab.remote), every write fetches the remote's

@@ -1215,6 +1215,144 @@ TEST_CASE("group commit with deferred maintenance: packs pile up until maintain(
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
 
+namespace {
+
+// Object ids that are in more than one pack of the store (a merge refuses such packs).
+std::string duplicated_objects(const std::string& path) {
+  RunResult r = run("cd '" + path + "' && for f in objects/pack/*.idx; do git show-index < \"$f\" || exit 1; done | " +
+                    "awk '{print $2}' | sort | uniq -d | wc -l");
+  REQUIRE(r.status == 0);
+  return r.out;
+}
+
+}  // namespace
+
+TEST_CASE("a merge aside runs beside the handle's commits, touches the handle only through with_handle, "
+          "and leaves no object in two packs") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  store.defer_maintenance(true);
+  std::mutex handle_mutex;  // what a server's fleet_mutex is
+  int handed = 0;
+  bool writer_lock_free = true;
+  bool removed_outside = false;
+  auto with_handle = [&](const std::function<void()>& fn) {
+    std::lock_guard lock(handle_mutex);
+    ++handed;
+    // The merge aside never holds the writer lock when it reaches the
+    // handle: a publish in flight may be waiting for that lock.
+    int fd = ::open((path + "/gigafab.lock").c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) writer_lock_free = false;
+    if (fd >= 0) ::close(fd);
+    // The merged packs go while the handle is held: the handle loads the
+    // merged pack with no moment in which it knows neither.
+    const std::size_t before = count_packs(path);
+    fn();
+    if (count_packs(path) >= before) removed_outside = true;
+  };
+  auto group = [&](const std::string& name, bool shared) {
+    std::lock_guard lock(handle_mutex);
+    REQUIRE(store.begin_group().ok());
+    // Each group rewrites a shared file to a value an earlier group wrote:
+    // the object exists on disk, in a pack a merge may have just removed.
+    if (shared) REQUIRE(store.transact(put("shared.txt", std::to_string(name.size() % 3) + "\n"), "tester").ok());
+    REQUIRE(store.transact(put("g/" + name + ".txt", name + "\n"), "tester").ok());
+    REQUIRE(store.commit_group("tester").ok());
+  };
+  // Packs whose objects the handle never reads again (it wrote them).
+  for (int i = 0; i < 12; ++i) group("a" + std::to_string(i), false);
+  CHECK(count_packs(path) >= 12);
+  CHECK(store.maintenance_needed());
+  auto merged = store.merge_aside(with_handle);
+  REQUIRE(merged.ok());
+  CHECK(*merged);
+  CHECK(handed == 1);
+  CHECK(writer_lock_free);
+  CHECK_FALSE(removed_outside);
+  CHECK(count_packs(path) <= 8);
+  CHECK_FALSE(store.maintenance_needed());
+  // The objects of the merged packs, written again: the handle finds them
+  // in the merged pack and does not write second copies.
+  {
+    std::lock_guard lock(handle_mutex);
+    REQUIRE(store.begin_group().ok());
+    for (int i = 0; i < 12; ++i) {
+      const std::string name = "a" + std::to_string(i);
+      REQUIRE(store.transact(put("copy/" + name + ".txt", name + "\n"), "tester").ok());
+    }
+    REQUIRE(store.commit_group("tester").ok());
+  }
+  CHECK(duplicated_objects(path) == "0");
+
+  // Now with a merger thread merging while the handle commits.
+  std::atomic<bool> stop{false};
+  std::atomic<int> merges{0};
+  std::string failure;
+  std::thread merger([&] {
+    while (!stop) {
+      if (!store.maintenance_needed()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      auto ok = store.merge_aside(with_handle);
+      if (!ok || !*ok) {
+        failure = ok ? "left to the handle without a gc" : ok.error().message;
+        return;
+      }
+      ++merges;
+    }
+  });
+  constexpr int k_groups = 120;
+  for (int i = 0; i < k_groups; ++i) group("b" + std::to_string(i), true);
+  stop = true;
+  merger.join();
+  CHECK(failure == "");
+  CHECK(merges > 0);
+  CHECK(writer_lock_free);
+  CHECK_FALSE(removed_outside);
+  // Every merge took its packs: none held an object another held too.
+  CHECK(duplicated_objects(path) == "0");
+  REQUIRE(store.merge_aside(with_handle).ok());
+  CHECK(count_packs(path) <= 8);
+  CHECK(read_at_tip(store, "g/a0.txt") == std::optional<std::string>("a0\n"));
+  CHECK(read_at_tip(store, "g/b119.txt") == std::optional<std::string>("b119\n"));
+  CHECK(git_out(path, "ls-tree --name-only refs/gigafab/state g/ | wc -l") == std::to_string(12 + k_groups));
+  CHECK(read_at_tip(store, "copy/a0.txt") == std::optional<std::string>("a0\n"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
+
+TEST_CASE("a merge aside leaves the merges behind a running gc to the handle") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  store.defer_maintenance(true);
+  for (int i = 0; i < 12; ++i) {
+    REQUIRE(store.begin_group().ok());
+    REQUIRE(store.transact(put("g/" + std::to_string(i) + ".txt", std::to_string(i) + "\n"), "tester").ok());
+    REQUIRE(store.commit_group("tester").ok());
+  }
+  const std::size_t before = count_packs(path);
+  // A gc holds its lock (from now: the packs written since are the ones a
+  // merge behind it may take).
+  int gc_fd = ::open((path + "/gigafab-gc.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  REQUIRE(gc_fd >= 0);
+  REQUIRE(::flock(gc_fd, LOCK_EX) == 0);
+  int handed = 0;
+  auto merged = store.merge_aside([&](const std::function<void()>& fn) {
+    ++handed;
+    fn();
+  });
+  REQUIRE(merged.ok());
+  CHECK_FALSE(*merged);
+  CHECK(handed == 0);
+  CHECK(count_packs(path) == before);
+  CHECK(store.maintenance_needed());  // still due: maintain() runs it
+  ::close(gc_fd);
+  REQUIRE(store.maintain().ok());
+  CHECK(count_packs(path) <= 8);
+}
+
 TEST_CASE("pipelined group commit: the next group builds on a prepared one, and both publish in order") {
   TempDir dir;
   std::string path = dir / "s";
