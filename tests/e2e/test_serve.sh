@@ -343,6 +343,40 @@ assert f"claim {job}:" in with_submit[0] and "Gigafab-Op: group" in with_submit[
 PY
 fsck_clean "$S"
 
+# --- concurrent writes: serve's merger keeps the packs few ------------------
+# Group commits write one pack each; serve merges them on a thread of its
+# own (Store::merge_aside) while the batches go on.
+jobs_before=$(gf --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')
+commits_before=$(git --git-dir "$S" rev-list --count refs/gigafab/state)
+python3 - "$URL" "$OP" <<'PY' || fail "concurrent submits through serve failed"
+import json, sys, threading, urllib.request
+url, token = sys.argv[1], sys.argv[2]
+errors = []
+def submit(k):
+    for i in range(10):
+        body = json.dumps({"manifest": f'+++\ncapabilities = ["none-such"]\n+++\n# burst {k}-{i}\n\nDo the thing.\n'}).encode()
+        req = urllib.request.Request(url + "/api/fleet/jobs", data=body, method="POST",
+                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req) as r:
+                if r.status != 201: errors.append(r.status)
+        except Exception as e:
+            errors.append(repr(e))
+threads = [threading.Thread(target=submit, args=(k,)) for k in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors[:3]
+PY
+expect_eq "$(gf --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["jobs"]))')" \
+  "$((jobs_before + 80))" "jobs after 80 concurrent submits"
+commits=$(( $(git --git-dir "$S" rev-list --count refs/gigafab/state) - commits_before ))
+packs=$(ls "$S/objects/pack" | grep -c '\.pack$')
+for _ in $(seq 50); do [ "$packs" -le 8 ] && break; sleep 0.1; packs=$(ls "$S/objects/pack" | grep -c '\.pack$'); done
+[ "$packs" -le 8 ] || fail "$packs packs after the concurrent submits (serve's merges did not keep up)"
+# Each client submits one after another: at least 10 commits, a pack each.
+[ "$commits" -ge 10 ] || fail "only $commits commits: the burst did not make enough packs to need a merge"
+fsck_clean "$S"
+
 # --- a burst of connections fits the listen backlog (the system's, not 5) ---
 # While serve is stopped nothing is accepted, so every connection that
 # completes its handshake waits in the backlog; past it, the kernel drops the
