@@ -197,6 +197,17 @@ std::size_t count_packs(const std::string& store_path) {
   return n;
 }
 
+// `count` group commits, each writing g/<prefix><i>.txt: a pack each, none
+// merged while the store's maintenance is deferred.
+void commit_groups(gitstore::Store& store, int count, const std::string& prefix = "") {
+  for (int i = 0; i < count; ++i) {
+    const std::string name = prefix + std::to_string(i);
+    REQUIRE(store.begin_group().ok());
+    REQUIRE(store.transact(put("g/" + name + ".txt", name + "\n"), "tester").ok());
+    REQUIRE(store.commit_group("tester").ok());
+  }
+}
+
 }  // namespace
 
 TEST_CASE("init creates a bare store whose state ref holds the first commit") {
@@ -1199,11 +1210,7 @@ TEST_CASE("group commit with deferred maintenance: packs pile up until maintain(
   std::string path = tmp / "store";
   gitstore::Store store = init_store(path);
   store.defer_maintenance(true);
-  for (int i = 0; i < 12; ++i) {
-    REQUIRE(store.begin_group().ok());
-    REQUIRE(store.transact(put("g/" + std::to_string(i) + ".txt", std::to_string(i) + "\n"), "tester").ok());
-    REQUIRE(store.commit_group("tester").ok());
-  }
+  commit_groups(store, 12);
   CHECK(count_packs(path) >= 12);  // no merge inside a commit
   REQUIRE(store.maintain().ok());
   CHECK(count_packs(path) <= 8);
@@ -1251,17 +1258,7 @@ TEST_CASE("a merge aside runs beside the handle's commits, touches the handle on
     fn();
     if (count_packs(path) >= before) removed_outside = true;
   };
-  auto group = [&](const std::string& name, bool shared) {
-    std::lock_guard lock(handle_mutex);
-    REQUIRE(store.begin_group().ok());
-    // Each group rewrites a shared file to a value an earlier group wrote:
-    // the object exists on disk, in a pack a merge may have just removed.
-    if (shared) REQUIRE(store.transact(put("shared.txt", std::to_string(name.size() % 3) + "\n"), "tester").ok());
-    REQUIRE(store.transact(put("g/" + name + ".txt", name + "\n"), "tester").ok());
-    REQUIRE(store.commit_group("tester").ok());
-  };
-  // Packs whose objects the handle never reads again (it wrote them).
-  for (int i = 0; i < 12; ++i) group("a" + std::to_string(i), false);
+  commit_groups(store, 12, "a");
   CHECK(count_packs(path) >= 12);
   CHECK(store.maintenance_needed());
   auto merged = store.merge_aside(with_handle);
@@ -1304,7 +1301,16 @@ TEST_CASE("a merge aside runs beside the handle's commits, touches the handle on
     }
   });
   constexpr int k_groups = 120;
-  for (int i = 0; i < k_groups; ++i) group("b" + std::to_string(i), true);
+  for (int i = 0; i < k_groups; ++i) {
+    const std::string name = "b" + std::to_string(i);
+    std::lock_guard lock(handle_mutex);
+    REQUIRE(store.begin_group().ok());
+    // Each group rewrites a shared file to a value an earlier group wrote:
+    // the object exists on disk, in a pack a merge may have just removed.
+    REQUIRE(store.transact(put("shared.txt", std::to_string(i % 3) + "\n"), "tester").ok());
+    REQUIRE(store.transact(put("g/" + name + ".txt", name + "\n"), "tester").ok());
+    REQUIRE(store.commit_group("tester").ok());
+  }
   stop = true;
   merger.join();
   CHECK(failure == "");
@@ -1327,11 +1333,7 @@ TEST_CASE("a merge aside leaves the merges behind a running gc to the handle") {
   std::string path = tmp / "store";
   gitstore::Store store = init_store(path);
   store.defer_maintenance(true);
-  for (int i = 0; i < 12; ++i) {
-    REQUIRE(store.begin_group().ok());
-    REQUIRE(store.transact(put("g/" + std::to_string(i) + ".txt", std::to_string(i) + "\n"), "tester").ok());
-    REQUIRE(store.commit_group("tester").ok());
-  }
+  commit_groups(store, 12);
   const std::size_t before = count_packs(path);
   // A gc holds its lock (from now: the packs written since are the ones a
   // merge behind it may take).
