@@ -179,8 +179,8 @@ struct Api::Impl {
 
   // Pack merges run on a thread of their own (Store::merge_aside), woken
   // after a group commit that left them due. Run by the batch's leader,
-  // under fleet_mutex and the writer lock, one merge (about 6 ms of copy
-  // and fsyncs, every fifth commit under load) held up every request; aside,
+  // under fleet_mutex and the writer lock, one merge (about 9 ms of copy,
+  // fsyncs and refresh, every sixth commit under load) held up every request; aside,
   // the commits go on beside it on the other core.
   std::thread merger;
   std::mutex merger_mutex;
@@ -361,7 +361,8 @@ struct Api::Impl {
     merger_cv.notify_one();
   }
 
-  // The pack merges due, if any, on this handle (once the merger is gone).
+  // The pack merges due, if any, on this handle: behind a gc (the merger
+  // leaves those to it) and once the merger is gone.
   void maintain() {
     std::lock_guard lock(fleet_mutex);
     if (auto ok = fleet->store().maintain(); !ok) {
