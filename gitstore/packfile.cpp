@@ -271,6 +271,26 @@ Result<void> write(const std::string& pack_dir, const std::vector<Object>& objec
   return publish(pack_dir, pack, pack_sum, entries, durable, sync_alongside);
 }
 
+namespace {
+
+// Whether any of `entries` (a pack's, from its index) is a delta: one byte
+// read at each, its type.
+Result<bool> has_deltas(const std::string& pack_path, const std::vector<Entry>& entries) {
+  Fd in(::open(pack_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.get() < 0) return make_error(ErrorCode::error, "cannot read pack " + pack_path);
+  for (const Entry& e : entries) {
+    unsigned char first = 0;
+    if (::pread(in.get(), &first, 1, static_cast<off_t>(e.offset)) != 1) {
+      return make_error(ErrorCode::error, "cannot read pack " + pack_path);
+    }
+    const int type = (first >> 4) & 7;
+    if (type == 6 || type == 7) return true;  // offset or reference delta
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<void> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable) {
   // Read every index: ids, CRCs and offsets.
   struct Source {
@@ -308,10 +328,13 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
     sources.push_back(std::move(source));
   }
   // An object in two packs (a long-lived process may write again an object
-  // whose pack another process merged away): the copy in the later, larger
-  // pack is kept, and the other is left out, which only a pack without deltas
-  // allows (leaving out an entry moves the ones after it, and an offset delta
-  // would no longer find its base). Our own packs have none.
+  // whose pack another process merged away; a gc packs the commits published
+  // while it walked the history, which are in packs of their own too): one
+  // copy is kept and the others are left out. Leaving out an entry moves the
+  // ones after it, so an offset delta would no longer find its base: only a
+  // pack without deltas (ours have none) can lose one. The copy kept is the
+  // one in a pack with deltas (a gc's), else the one in the later, larger
+  // pack; two packs with deltas that share an object cannot merge.
   std::vector<std::vector<bool>> skip(sources.size());
   {
     struct Seen {
@@ -328,10 +351,33 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
       int c = std::memcmp(a.id.id, b.id.id, k_oid);
       return c != 0 ? c < 0 : a.source > b.source;  // the later pack's copy first
     });
+    auto same = [&](std::size_t i, std::size_t j) { return std::memcmp(all[i].id.id, all[j].id.id, k_oid) == 0; };
+    // Which of the packs that hold a duplicate have deltas: read only then.
+    std::vector<int> deltas(sources.size(), -1);
     for (std::size_t i = 1; i < all.size(); ++i) {
-      if (std::memcmp(all[i - 1].id.id, all[i].id.id, k_oid) == 0) {
-        skip[all[i].source][all[i].index] = true;
-        --total;
+      if (!same(i - 1, i)) continue;
+      for (std::size_t s : {all[i - 1].source, all[i].source}) {
+        if (deltas[s] >= 0) continue;
+        auto has = has_deltas(sources[s].base + ".pack", sources[s].entries);
+        if (!has) return has.error();
+        deltas[s] = *has ? 1 : 0;
+      }
+    }
+    for (std::size_t first = 0, last = 0; first < all.size(); first = last) {
+      last = first + 1;
+      while (last < all.size() && same(first, last)) ++last;
+      if (last - first == 1) continue;
+      std::size_t keep = first;
+      std::size_t with_deltas = 0;
+      for (std::size_t i = first; i < last; ++i) {
+        if (deltas[all[i].source] == 1 && with_deltas++ == 0) keep = i;
+      }
+      if (with_deltas > 1) return make_error(ErrorCode::usage, "an object is in two packs with deltas");
+      for (std::size_t i = first; i < last; ++i) {
+        if (i != keep) {
+          skip[all[i].source][all[i].index] = true;
+          --total;
+        }
       }
     }
   }

@@ -39,9 +39,10 @@ core::Result<void> write(const std::string& pack_dir, const std::vector<Object>&
 // ".pack"/".idx"), their entries copied byte for byte (offset deltas stay
 // valid: each pack's entries keep their order and distances), with a new
 // index. The old packs are left for the caller to remove. An object in more
-// than one of them is kept once (from the largest pack), which needs the
-// others' entries copied one by one; usage error (nothing written) when such a
-// pack has deltas, or is larger than 64 MiB.
+// than one of them is kept once (from the pack with deltas, a gc's, if one
+// holds it, else from the largest pack), which needs the others' entries
+// copied one by one; usage error (nothing written) when two packs with deltas
+// share an object, or a pack to copy entry by entry is larger than 64 MiB.
 core::Result<void> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable);
 
 }  // namespace gigafab::gitstore::packfile

@@ -1978,7 +1978,9 @@ Result<Store::GcStats> Store::gc(const GcOptions& options) {
   std::optional<FileLock> gc_lock;
   if (options.background) {
     auto lock = GcLock::try_acquire(m_impl->path);
-    if (!lock) {
+    // One that ended since this one was asked for (writers that found the
+    // store doubled at once each launch one) is enough.
+    if (!lock || m_impl->gc_ran_recently()) {
       stats.skipped = true;
       return stats;
     }

@@ -372,7 +372,11 @@ expect_eq "$(gf --json list | python3 -c 'import json,sys; print(len(json.load(s
 commits=$(( $(git --git-dir "$S" rev-list --count refs/gigafab/state) - commits_before ))
 packs=$(ls "$S/objects/pack" | grep -c '\.pack$')
 for _ in $(seq 50); do [ "$packs" -le 8 ] && break; sleep 0.1; packs=$(ls "$S/objects/pack" | grep -c '\.pack$'); done
-[ "$packs" -le 8 ] || fail "$packs packs after the concurrent submits (serve's merges did not keep up)"
+if [ "$packs" -gt 8 ]; then
+  ls -l --time-style=+%T.%N "$S/objects/pack" >packs.txt
+  DUMP_ON_FAIL+=(packs.txt "$S/gigafab.log" "$TEST_DIR/.serve.err")
+  fail "$packs packs after the concurrent submits (serve's merges did not keep up)"
+fi
 # Each client submits one after another: at least 10 commits, a pack each.
 [ "$commits" -ge 10 ] || fail "only $commits commits: the burst did not make enough packs to need a merge"
 fsck_clean "$S"

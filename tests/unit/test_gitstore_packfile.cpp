@@ -162,3 +162,80 @@ TEST_CASE("packs larger than a merge's read buffer merge byte for byte, with sma
   }
   git_repository_free(r);
 }
+
+// A gc's pack has deltas (git pack-objects); our packs have none. An object
+// in both (a commit published while the gc walked the history is in the
+// gc's pack and in its own) is left out of ours, whichever pack is larger:
+// refusing the merge left the packs to pile up until the next gc.
+TEST_CASE("a pack with deltas and one of ours that share an object merge, the copy in ours left out") {
+  for (const bool ours_first : {true, false}) {
+    CAPTURE(ours_first);
+    ScratchRepo scratch;
+    const std::string& repo = scratch.repo;
+    const std::string& dir = scratch.dir;
+    std::string base_text, edited;
+    for (int i = 0; i < 200; ++i) base_text += "line " + std::to_string(i) + " of a file long enough to delta\n";
+    edited = base_text + "one more line\n";
+    auto write_loose = [&](const std::string& text) {
+      std::string path = repo + "/in.txt";
+      FILE* f = std::fopen(path.c_str(), "w");
+      REQUIRE(f != nullptr);
+      std::fputs(text.c_str(), f);
+      std::fclose(f);
+      std::string id = sh("git --git-dir " + repo + " hash-object -w " + path);
+      return id.substr(0, id.find('\n'));
+    };
+    const std::string base_id = write_loose(base_text), edited_id = write_loose(edited);
+    sh("printf '%s\\n%s\\n' " + base_id + " " + edited_id + " | git --git-dir " + repo +
+       " pack-objects -q " + dir + "/pack >/dev/null && git --git-dir " + repo + " prune-packed");
+    auto gc_pack = pack_bases(dir);
+    REQUIRE(gc_pack.size() == 1);
+    REQUIRE(sh("git verify-pack -v " + gc_pack.front() + ".idx").find("chain length = 1: 1 object") != std::string::npos);
+
+    // Ours: the edited text again and enough else to be larger or smaller.
+    const int extra = ours_first ? 1 : 400;
+    std::vector<std::string> texts;  // Object holds a view of its content
+    for (int i = 0; i < extra; ++i) texts.push_back("object " + std::to_string(i) + " only in ours\n");
+    std::vector<gitstore::packfile::Object> objects{blob(edited)};
+    for (const auto& text : texts) objects.push_back(blob(text));
+    REQUIRE(gitstore::packfile::write(dir, objects, false).ok());
+    auto bases = pack_bases(dir);
+    REQUIRE(bases.size() == 2);
+    const std::string ours = bases.front() == gc_pack.front() ? bases.back() : bases.front();
+    bases = ours_first ? std::vector<std::string>{ours, gc_pack.front()} : std::vector<std::string>{gc_pack.front(), ours};
+
+    auto merged = gitstore::packfile::concatenate(dir, bases, false);
+    REQUIRE_MESSAGE(merged.ok(), merged.error().message);
+    for (const auto& base : bases) {
+      fs::remove(base + ".pack");
+      fs::remove(base + ".idx");
+    }
+    auto after = pack_bases(dir);
+    REQUIRE(after.size() == 1);
+    std::string verify = sh("git verify-pack -v " + after.front() + ".idx");
+    CHECK(verify.find("chain length = 1: 1 object") != std::string::npos);
+    CHECK(sh("git show-index <" + after.front() + ".idx | wc -l") == std::to_string(2 + extra));
+    CHECK(sh("git --git-dir " + repo + " cat-file -p " + edited_id) + "\n" == edited);
+    CHECK(sh("git --git-dir " + repo + " cat-file -p " + base_id) + "\n" == base_text);
+  }
+}
+
+TEST_CASE("two packs with deltas that share an object do not merge, and nothing is written") {
+  ScratchRepo scratch;
+  const std::string& repo = scratch.repo;
+  const std::string& dir = scratch.dir;
+  sh("seq 300 >" + repo + "/a.txt && (seq 300; echo more) >" + repo + "/b.txt && echo other >" + repo + "/c.txt");
+  auto id = [&](const char* file) { return sh("git --git-dir " + repo + " hash-object -w " + repo + "/" + file); };
+  const std::string a = id("a.txt"), b = id("b.txt"), c = id("c.txt");
+  sh("printf '%s\\n%s\\n' " + a + " " + b + " | git --git-dir " + repo + " pack-objects -q " + dir + "/pack >/dev/null");
+  sh("printf '%s\\n%s\\n%s\\n' " + a + " " + b + " " + c + " | git --git-dir " + repo + " pack-objects -q " + dir +
+     "/pack >/dev/null");
+  auto bases = pack_bases(dir);
+  REQUIRE(bases.size() == 2);
+  for (const auto& base : bases) REQUIRE(sh("git verify-pack -v " + base + ".idx").find("chain length = 1") != std::string::npos);
+  auto merged = gitstore::packfile::concatenate(dir, bases, false);
+  REQUIRE_FALSE(merged.ok());
+  CHECK(merged.error().code == core::ErrorCode::usage);
+  CHECK(pack_bases(dir) == bases);
+  CHECK(sh("ls " + dir + " | grep -c tmp_ || true") == "0");
+}
