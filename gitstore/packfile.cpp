@@ -273,6 +273,34 @@ Result<void> write(const std::string& pack_dir, const std::vector<Object>& objec
 
 namespace {
 
+// The entries of the pack index `base`.idx (v2): ids, CRCs and offsets.
+Result<std::vector<Entry>> read_index(const std::string& base) {
+  std::string idx;
+  if (!fd_io::read_all(base + ".idx", idx)) return make_error(ErrorCode::error, "cannot read pack index " + base + ".idx");
+  const auto* p = reinterpret_cast<const unsigned char*>(idx.data());
+  if (idx.size() < 8 + 1024 + 40 || std::memcmp(p, "\xfftOc", 4) != 0 || get32(p + 4) != 2) {
+    return make_error(ErrorCode::error, "cannot read pack index " + base + ".idx");
+  }
+  std::uint32_t count = get32(p + 8 + 255 * 4);
+  std::size_t ids = 8 + 1024, crcs = ids + count * k_oid, offsets = crcs + count * 4, large = offsets + count * 4;
+  if (idx.size() < large + 40) return make_error(ErrorCode::error, "truncated pack index " + base + ".idx");
+  std::vector<Entry> entries(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    Entry& e = entries[i];
+    std::memcpy(e.id.id, p + ids + i * k_oid, k_oid);
+    e.crc = get32(p + crcs + i * 4);
+    std::uint32_t off = get32(p + offsets + i * 4);
+    if (off & 0x80000000u) {
+      std::size_t at = large + (off & 0x7fffffffu) * 8;
+      if (idx.size() < at + 8 + 40) return make_error(ErrorCode::error, "truncated pack index " + base + ".idx");
+      e.offset = (std::uint64_t{get32(p + at)} << 32) | get32(p + at + 4);
+    } else {
+      e.offset = off;
+    }
+  }
+  return entries;
+}
+
 // Whether any of `entries` (a pack's, from its index) is a delta: one byte
 // read at each, its type.
 Result<bool> has_deltas(const std::string& pack_path, const std::vector<Entry>& entries) {
@@ -291,6 +319,12 @@ Result<bool> has_deltas(const std::string& pack_path, const std::vector<Entry>& 
 
 }  // namespace
 
+Result<bool> has_deltas(const std::string& base) {
+  auto entries = read_index(base);
+  if (!entries) return entries.error();
+  return has_deltas(base + ".pack", *entries);
+}
+
 Result<void> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable) {
   // Read every index: ids, CRCs and offsets.
   struct Source {
@@ -300,32 +334,10 @@ Result<void> concatenate(const std::string& pack_dir, const std::vector<std::str
   std::vector<Source> sources;
   std::uint64_t total = 0;
   for (const auto& base : bases) {
-    std::string idx;
-    if (!fd_io::read_all(base + ".idx", idx)) return make_error(ErrorCode::error, "cannot read pack index " + base + ".idx");
-    const auto* p = reinterpret_cast<const unsigned char*>(idx.data());
-    if (idx.size() < 8 + 1024 + 40 || std::memcmp(p, "\xfftOc", 4) != 0 || get32(p + 4) != 2) {
-      return make_error(ErrorCode::error, "cannot read pack index " + base + ".idx");
-    }
-    std::uint32_t count = get32(p + 8 + 255 * 4);
-    std::size_t ids = 8 + 1024, crcs = ids + count * k_oid, offsets = crcs + count * 4, large = offsets + count * 4;
-    if (idx.size() < large + 40) return make_error(ErrorCode::error, "truncated pack index " + base + ".idx");
-    Source source{base, {}};
-    source.entries.resize(count);
-    for (std::uint32_t i = 0; i < count; ++i) {
-      Entry& e = source.entries[i];
-      std::memcpy(e.id.id, p + ids + i * k_oid, k_oid);
-      e.crc = get32(p + crcs + i * 4);
-      std::uint32_t off = get32(p + offsets + i * 4);
-      if (off & 0x80000000u) {
-        std::size_t at = large + (off & 0x7fffffffu) * 8;
-        if (idx.size() < at + 8 + 40) return make_error(ErrorCode::error, "truncated pack index " + base + ".idx");
-        e.offset = (std::uint64_t{get32(p + at)} << 32) | get32(p + at + 4);
-      } else {
-        e.offset = off;
-      }
-    }
-    total += count;
-    sources.push_back(std::move(source));
+    auto entries = read_index(base);
+    if (!entries) return entries.error();
+    total += entries->size();
+    sources.push_back({base, std::move(*entries)});
   }
   // An object in two packs (a long-lived process may write again an object
   // whose pack another process merged away; a gc packs the commits published

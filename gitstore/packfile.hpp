@@ -45,4 +45,8 @@ core::Result<void> write(const std::string& pack_dir, const std::vector<Object>&
 // share an object, or a pack to copy entry by entry is larger than 64 MiB.
 core::Result<void> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable);
 
+// Whether the pack `base` (path without ".pack"/".idx") holds a delta: a
+// gc's does, ours never (one byte read per entry).
+core::Result<bool> has_deltas(const std::string& base);
+
 }  // namespace gigafab::gitstore::packfile
