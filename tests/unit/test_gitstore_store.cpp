@@ -1101,6 +1101,38 @@ TEST_CASE("objects both in a gc's pack and in ours do not stop the merges while 
   CHECK(read_at_tip(store, "first/7.txt").has_value());
 }
 
+TEST_CASE("packs with deltas that share objects are left to a gc, and ours merge around them") {
+  // Packs of gcs (older ones kept: a write touched them while a newer one
+  // ran) cannot merge with each other; the merges that would take in two of
+  // them merge ours alone.
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  for (int i = 0; i < 30; ++i) {
+    commit_ok(store, put("first/" + std::to_string(i) + ".txt", std::string(300, static_cast<char>('a' + i % 26)) + "\n"));
+  }
+  git_out(path, "-c repack.writeBitmaps=false repack -a -d -q");
+  for (int i = 0; i < 2; ++i) {  // two more packs with deltas, the ones before kept
+    commit_ok(store, put("between/" + std::to_string(i) + ".txt", "between\n"));
+    git_out(path, "-c repack.writeBitmaps=false repack -a -q");
+  }
+  REQUIRE(count_packs(path) == 5);
+  std::ofstream(path + "/gigafab-gc.stamp") << "100000\n";  // a recent gc: none may run
+  int requests = 0;
+  gitstore::set_background_gc([&](const std::string&) { ++requests; });
+  std::size_t most_packs = 0;
+  for (int i = 0; i < 150; ++i) {
+    commit_ok(store, put("next/" + std::to_string(i) + ".txt", "n" + std::to_string(i * 7919) + "\n", "next"));
+    most_packs = std::max(most_packs, count_packs(path));
+  }
+  gitstore::set_background_gc(nullptr);
+  CHECK(requests == 0);
+  CHECK(most_packs <= 10);
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+  CHECK(read_at_tip(store, "first/7.txt").has_value());
+  CHECK(read_at_tip(store, "next/149.txt").has_value());
+}
+
 TEST_CASE("while a gc runs, merges take in only the packs written since it started, so the packs stay few") {
   // A gc can take minutes on a big store (nice 19); packs piled up behind it
   // meanwhile (160 after a 16-client HTTP bench), and every lookup of a new
