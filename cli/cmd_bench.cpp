@@ -486,6 +486,13 @@ Runner define_bench(CLI::App& app, Context&) {
     if (!baseline) return baseline.error();
     auto fdatasync_us = gitstore::fdatasync_p50_us(root.string(), 200);
     if (!fdatasync_us) return fdatasync_us.error();
+    auto commit_files_ms = gitstore::durable_commit_files_p50_ms(root.string(), 100);
+    if (!commit_files_ms) return commit_files_ms.error();
+    // serve's ceiling on this disk: one request per client in a commit, three
+    // operations a cycle, commits published one at a time.
+    auto disk_ceiling = [&](std::size_t clients) {
+      return static_cast<double>(clients) / 3.0 * 1000.0 / *commit_files_ms;
+    };
     std::vector<ClaimerFigures> concurrency;
     for (std::size_t k : opts->claimers) {
       if (k == 0 || k > 64) return core::make_error(core::ErrorCode::usage, "--claimers takes 1 to 64 processes");
@@ -550,6 +557,7 @@ Runner define_bench(CLI::App& app, Context&) {
       nlohmann::json levels = claimers_json(concurrency);
       print_json({{"fsync", opts->fsync},
                   {"fdatasyncP50Us", *fdatasync_us},
+                  {"durableCommitFilesP50Ms", *commit_files_ms},
                   {"baselineCommitsPerSecond", *baseline},
                   {"submitsPerSecond", submit_rate},
                   {"submitToBaseline", submit_rate / *baseline},
@@ -572,7 +580,10 @@ Runner define_bench(CLI::App& app, Context&) {
                                                  {"groupToSingle", http->single.per_second > 0
                                                                        ? http->grouped.per_second / http->single.per_second
                                                                        : 0},
-                                                 {"submitToClaimP50Ms", http->submit_to_claim_p50_ms}}
+                                                 {"submitToClaimP50Ms", http->submit_to_claim_p50_ms},
+                                                 {"diskCeilingCyclesPerSecond",
+                                                  opts->fsync ? nlohmann::json(disk_ceiling(opts->http_clients))
+                                                              : nlohmann::json(nullptr)}}
                                 : nlohmann::json(nullptr)},
                   {"api", api_bench ? api_json(*api_bench) : nlohmann::json(nullptr)},
                   {"remote", remote_bench ? remote_json(*remote_bench) : nlohmann::json(nullptr)}});
@@ -581,6 +592,8 @@ Runner define_bench(CLI::App& app, Context&) {
     std::printf("gigafab bench (%s, one in-process writer)\n", opts->fsync ? "fsync on" : "fsync off");
     std::printf("  disk: one fdatasync of an 8 KiB write, p50 %.0f us (a durable commit waits for 3 in a row: pack, index and ref lock together, the pack directory, the refs directory)\n",
                 *fdatasync_us);
+    std::printf("  disk: a durable commit's files alone (those 3 waits, nothing else), p50 %.2f ms: at most %.0f commits/s to one ref\n",
+                *commit_files_ms, 1000.0 / *commit_files_ms);
     std::printf("  baseline (raw libgit2 commit + CAS): %8.1f commits/s\n", *baseline);
     std::printf("  submit:                         %8.1f jobs/s (%.2f x baseline)\n", submit_rate, submit_rate / *baseline);
     std::printf("  claim -> start -> report:       %8.1f cycles/s = %.1f transitions/s (%.2f x baseline)\n", cycle_rate,
@@ -615,6 +628,10 @@ Runner define_bench(CLI::App& app, Context&) {
       std::printf("  group commit / one commit per request: %.2f x\n",
                   http->single.per_second > 0 ? http->grouped.per_second / http->single.per_second : 0);
       std::printf("  submit -> waiting claim via serve: p50 %.2f ms\n", http->submit_to_claim_p50_ms);
+      if (opts->fsync) {
+        std::printf("  disk's ceiling for serve: %zu operations a commit (one request a client) at most %.0f commits/s: %.0f cycles/s\n",
+                    opts->http_clients, 1000.0 / *commit_files_ms, disk_ceiling(opts->http_clients));
+      }
     }
     if (api_bench) print_api(*api_bench);
     if (remote_bench) print_remote(*remote_bench);

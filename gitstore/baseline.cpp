@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <vector>
+
+#include "gitstore/fd_io.hpp"
 
 namespace gigafab::gitstore {
 
@@ -110,6 +113,63 @@ core::Result<double> fdatasync_p50_us(const std::string& dir, std::size_t rounds
   ::close(fd);
   ::unlink(path.c_str());
   if (!ok || times.empty()) return core::make_error(core::ErrorCode::error, "cannot write and sync " + path);
+  std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
+  return times[times.size() / 2];
+}
+
+core::Result<double> durable_commit_files_p50_ms(const std::string& dir, std::size_t rounds) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(dir) / "commit-files-probe";
+  const fs::path packs = root / "pack", refs = root / "refs";
+  std::error_code ec;
+  fs::create_directories(packs, ec);
+  fs::create_directories(refs, ec);
+  auto fail = [&](const std::string& what) {
+    fs::remove_all(root, ec);
+    return core::make_error(core::ErrorCode::error, "cannot " + what + " under " + root.string());
+  };
+  const int pack_dir = ::open(packs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int refs_dir = ::open(refs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  auto close_dirs = [&] {
+    if (pack_dir >= 0) ::close(pack_dir);
+    if (refs_dir >= 0) ::close(refs_dir);
+  };
+  if (pack_dir < 0 || refs_dir < 0) {
+    close_dirs();
+    return fail("open directories");
+  }
+  const std::string pack(8192, 'p'), index(2048, 'i'), ref(41, 'r');
+  auto create = [](const fs::path& path, const std::string& data) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+    if (fd >= 0 && !fd_io::write_all(fd, data)) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  };
+  std::vector<double> times;
+  bool ok = true;
+  for (std::size_t i = 0; i < rounds && ok; ++i) {
+    const std::string name = "pack-" + std::to_string(i);
+    const auto start = std::chrono::steady_clock::now();
+    int fds[3] = {create(packs / ("tmp_" + name + ".pack"), pack), create(packs / ("tmp_" + name + ".idx"), index),
+                  create(refs / "state.lock", ref)};
+    ok = fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0 && fd_io::fsync_together(std::span<const int>(fds, 3));
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+    ok = ok && ::rename((packs / ("tmp_" + name + ".idx")).c_str(), (packs / (name + ".idx")).c_str()) == 0 &&
+         ::rename((packs / ("tmp_" + name + ".pack")).c_str(), (packs / (name + ".pack")).c_str()) == 0 &&
+         ::fsync(pack_dir) == 0;
+    // The old ref is closed off the path, as a commit does (fd_io::close_later).
+    const int old_ref = fd_io::hold_for_close_later((refs / "state").string());
+    ok = ok && ::rename((refs / "state.lock").c_str(), (refs / "state").c_str()) == 0 && ::fsync(refs_dir) == 0;
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    fd_io::close_later(old_ref);
+  }
+  close_dirs();
+  if (!ok || times.empty()) return fail("write and sync a commit's files");
+  fs::remove_all(root, ec);
   std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
   return times[times.size() / 2];
 }

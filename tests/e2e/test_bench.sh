@@ -14,7 +14,7 @@ expect_eq "$(json '[c["claimers"] for c in d["cliClaimers"]]')" "[1, 2]" "claime
 [ "$(json 'all(d[k] > 0 for k in ("baselineCommitsPerSecond", "submitsPerSecond", "cyclesPerSecond", "cycleTransitionsToBaseline"))')" = True ] ||
   fail "rates: $OUT"
 # 1 init + 4 submits + 2 cycles of claim, start, report
-[ "$(json 'd["fdatasyncP50Us"] > 0')" = True ] || fail "fdatasync: $OUT"
+[ "$(json 'd["fdatasyncP50Us"] > 0 and d["durableCommitFilesP50Ms"] > 0')" = True ] || fail "disk probes: $OUT"
 expect_eq "$(json 'd["gc"]["transitions"]')" 11 "transitions before gc"
 [ "$(json 'd["gc"]["bytesPerTransition"] > 0')" = True ] || fail "gc: $OUT"
 [ "$(json 'all(d[s]["gcWaitSeconds"] >= 0 for s in ("smallStore", "largeStore"))')" = True ] || fail "gc wait: $OUT"
@@ -28,12 +28,16 @@ h='d["http"]'
 expect_eq "$(json "$h[\"commitPerRequest\"][\"commits\"] == 3 * $h[\"commitPerRequest\"][\"cycles\"]")" True "one commit per request"
 expect_eq "$(json "$h[\"groupCommit\"][\"commits\"] <= 3 * $h[\"groupCommit\"][\"cycles\"]")" True "group commits"
 [ "$(json "$h[\"submitToClaimP50Ms\"] > 0")" = True ] || fail "submit to claim: $OUT"
+# Without fsync the disk bounds nothing.
+expect_eq "$(json "$h[\"diskCeilingCyclesPerSecond\"]")" None "disk ceiling without fsync"
 [ -z "$(ls scratch)" ] || fail "bench left $(ls scratch) behind"
 
 run gf bench "${small[@]}"
 expect_rc 0
 expect_out "fsync on"
 expect_out "disk: one fdatasync of an 8 KiB write"
+expect_out "disk: a durable commit's files alone"
+expect_out "disk's ceiling for serve: 2 operations a commit"
 expect_out "claim -> start -> report:"
 expect_out "after gc: 11 transitions"
 expect_out "store of 40 jobs (36 shipped, 4 queued"
