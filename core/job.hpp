@@ -1,5 +1,5 @@
 // The job model: stages, priorities, budgets, and the job document as it is
-// stored in the state tree (jobs/<a>/<b>/<id>/job.toml).
+// stored in the state tree (jobs/<shard>/<id>/job.toml).
 #pragma once
 
 #include <cstdint>

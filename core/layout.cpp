@@ -9,11 +9,7 @@ namespace gigafab::core::layout {
 
 std::string job_shard(std::string_view id) { return std::string(id.substr(2, 2)); }
 
-std::string job_shard_dir(std::string_view id) {
-  return std::string(k_jobs) + "/" + std::string(id.substr(2, 1)) + "/" + std::string(id.substr(3, 1));
-}
-
-std::string job_dir(std::string_view id) { return job_shard_dir(id) + "/" + std::string(id); }
+std::string job_dir(std::string_view id) { return "jobs/" + job_shard(id) + "/" + std::string(id); }
 std::string job_doc(std::string_view id) { return job_dir(id) + "/" + k_job_doc_name; }
 std::string job_body(std::string_view id) { return job_dir(id) + "/body.md"; }
 

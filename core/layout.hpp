@@ -2,8 +2,8 @@
 // built only from validated ids and names.
 //
 //   meta/store.toml                                  format version
-//   jobs/<a>/<b>/<id>/job.toml                       the job document (<a><b>: the shard)
-//   jobs/<a>/<b>/<id>/body.md                        the manifest body, verbatim
+//   jobs/<shard>/<id>/job.toml                       the job document
+//   jobs/<shard>/<id>/body.md                        the manifest body, verbatim
 //   profiles/<name>/<version>.md                     immutable persona snapshots
 //   index/queued/<product>/<capset>/@<bucket>/<rank>-<created>-<id>[-<hints>]
 //                                                    claimable jobs by required capabilities
@@ -20,11 +20,8 @@
 //   factories/<id>.toml                              last heartbeat and load
 //   index/idem/<product>/<sha256(key)>               idempotency key -> job id
 //
-// <shard> is the two characters after "j-". A job's directory is two levels
-// below jobs/, one per character, so a write rewrites three small trees (32
-// entries, 32, and about one 1,024th of the jobs) instead of one listing
-// every shard: that one, 1,024 entries (30 KB) once a store holds a few
-// thousand jobs, was most of a commit's bytes (format 2).
+// <shard> is the two characters after "j-", so a write rewrites one small tree
+// per level instead of one tree listing every job.
 #pragma once
 
 #include <cstdint>
@@ -39,14 +36,11 @@ namespace gigafab::core::layout {
 
 inline constexpr std::string_view k_meta = "meta/store.toml";
 inline constexpr std::string_view k_jobs = "jobs";
-// 3: job directories in two levels, jobs/<a>/<b>/<id> (2: jobs/<ab>/<id>);
-// 2: the queue index in buckets (1: entries directly under <capset>). A
-// store of an earlier format is upgraded when opened.
-inline constexpr std::int64_t k_format_version = 3;
+// 2: the queue index in buckets (1: entries directly under <capset>; a
+// store of format 1 is upgraded when opened).
+inline constexpr std::int64_t k_format_version = 2;
 
 std::string job_shard(std::string_view id);
-// "jobs/<first char of the shard>/<second>": the directory of the job's own.
-std::string job_shard_dir(std::string_view id);
 std::string job_dir(std::string_view id);
 std::string job_doc(std::string_view id);
 inline constexpr const char* k_job_doc_name = "job.toml";  // job_doc() is job_dir() + "/" + this

@@ -29,10 +29,10 @@ struct JobTally {
 // is empty.
 Result<std::map<std::string, JobTally>> tally_jobs(const Snapshot& state, const std::string& product) {
   std::map<std::string, JobTally> out;
-  auto shards = job_shard_dirs(state);
+  auto shards = state.list(layout::k_jobs);
   if (!shards) return shards.error();
   for (const auto& shard : *shards) {
-    auto ids = state.list(shard);
+    auto ids = state.list(std::string(layout::k_jobs) + "/" + shard);
     if (!ids) return ids.error();
     for (const auto& id : *ids) {
       auto job = find_job(state, id);

@@ -37,39 +37,12 @@ Result<std::string> load_body(const Snapshot& snap, std::string_view id) {
   return text->value_or(std::string{});
 }
 
-Result<std::vector<std::string>> job_shard_dirs(const Snapshot& snap) {
-  std::vector<std::string> out;
-  auto firsts = snap.list(layout::k_jobs);
-  if (!firsts) return firsts.error();
-  for (const auto& first : *firsts) {
-    if (first.size() != 1) continue;  // a format-2 shard, moved when the store is opened
-    const std::string dir = std::string(layout::k_jobs) + "/" + first;
-    auto seconds = snap.list(dir);
-    if (!seconds) return seconds.error();
-    for (const auto& second : *seconds) out.push_back(dir + "/" + second);
-  }
-  return out;
-}
-
-Result<bool> migrate_job_dirs(const Snapshot& snap, Change& change) {
-  auto shards = snap.list(layout::k_jobs);
-  if (!shards) return shards.error();
-  bool moved = false;
-  for (const auto& shard : *shards) {
-    if (shard.size() != 2) continue;
-    const std::string from = std::string(layout::k_jobs) + "/" + shard;
-    change.moves[from] = std::string(layout::k_jobs) + "/" + shard.substr(0, 1) + "/" + shard.substr(1, 1);
-    moved = true;
-  }
-  return moved;
-}
-
 Result<std::vector<Job>> list_jobs(const Snapshot& snap, const JobFilter& filter) {
   std::vector<Job> out;
-  auto shards = job_shard_dirs(snap);
+  auto shards = snap.list(layout::k_jobs);
   if (!shards) return shards.error();
   for (const auto& shard : *shards) {
-    auto ids = snap.list(shard);
+    auto ids = snap.list(std::string(layout::k_jobs) + "/" + shard);
     if (!ids) return ids.error();
     for (const auto& id : *ids) {
       auto job = find_job(snap, id);
@@ -213,11 +186,11 @@ Result<void> list_job_rows(const Snapshot& snap, const JobFilter& filter, JobLis
     }
     out.push_back(row);
   };
-  auto shards = job_shard_dirs(snap);
+  auto shards = snap.list(layout::k_jobs);
   if (!shards) return shards.error();
   std::vector<Miss> misses;
   for (const auto& shard : *shards) {
-    auto entries = snap.list_with_ids(shard);
+    auto entries = snap.list_with_ids(std::string(layout::k_jobs) + "/" + shard);
     if (!entries) return entries.error();
     for (auto& [id, key] : *entries) {
       const JobRow* row = key.empty() ? nullptr : cache.find(key);

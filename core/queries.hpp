@@ -18,13 +18,6 @@
 
 namespace gigafab::core {
 
-// Every directory that holds jobs' directories ("jobs/a/b"), in tree order.
-Result<std::vector<std::string>> job_shard_dirs(const Snapshot& snap);
-// Moves format 2's job directories (jobs/<ab>/<id>) to format 3's
-// (jobs/<a>/<b>/<id>), each shard's tree as it is. False (and `change`
-// untouched) when there is none to move.
-Result<bool> migrate_job_dirs(const Snapshot& snap, Change& change);
-
 // nullopt when the job does not exist. `id` must already be validated.
 Result<std::optional<Job>> find_job(const Snapshot& snap, std::string_view id);
 // Like find_job, but a missing job (or one of another product) is a

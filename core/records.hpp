@@ -12,7 +12,7 @@
 
 namespace gigafab::core {
 
-// jobs/<a>/<b>/<id>/lease.toml; exists only while the job is assigned or building.
+// jobs/<shard>/<id>/lease.toml; exists only while the job is assigned or building.
 struct Lease {
   std::string holder;  // factory id
   std::int64_t epoch = 0;
@@ -33,7 +33,7 @@ struct Routing {
   bool operator==(const Routing&) const = default;
 };
 
-// jobs/<a>/<b>/<id>/runs/<epoch>.toml: one attempt, from claim to its end.
+// jobs/<shard>/<id>/runs/<epoch>.toml: one attempt, from claim to its end.
 struct Run {
   std::int64_t epoch = 0;
   std::string factory;
@@ -50,7 +50,7 @@ struct Run {
   bool operator==(const Run&) const = default;
 };
 
-// jobs/<a>/<b>/<id>/events/<seq>.json: never rewritten once written.
+// jobs/<shard>/<id>/events/<seq>.json: never rewritten once written.
 struct Event {
   std::int64_t seq = 0;
   Millis at = 0;

@@ -66,13 +66,6 @@ Result<std::vector<std::string>> MemorySnapshot::list(std::string_view dir) cons
 }
 
 void MemorySnapshot::apply(const Change& change) {
-  for (const auto& [from, to] : change.moves) {
-    const std::string prefix = from + "/";
-    for (auto it = m_files.lower_bound(prefix); it != m_files.end() && it->first.rfind(prefix, 0) == 0;) {
-      m_files[to + "/" + it->first.substr(prefix.size())] = std::move(it->second);
-      it = m_files.erase(it);
-    }
-  }
   for (const auto& [path, content] : change.writes) {
     if (content) {
       m_files[path] = *content;

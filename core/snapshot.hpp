@@ -54,14 +54,10 @@ using Trailer = std::pair<std::string, std::string>;
 struct Change {
   // path -> new content; nullopt deletes the file (empty directories vanish).
   std::map<std::string, std::optional<std::string>> writes;
-  // Directories moved whole, from -> to, reusing their contents as they are
-  // (nothing is read or written again): a store format upgrade's. A group of
-  // operations (OverlaySnapshot) never carries them.
-  std::map<std::string, std::string> moves;
   std::string summary;  // first line of the commit message
   std::vector<Trailer> trailers;
 
-  bool empty() const { return writes.empty() && moves.empty(); }
+  bool empty() const { return writes.empty(); }
   void put(std::string path, std::string content) { writes[std::move(path)] = std::move(content); }
   void remove(std::string path) { writes[std::move(path)] = std::nullopt; }
   // The full commit message: summary, blank line, trailers.

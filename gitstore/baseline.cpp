@@ -53,7 +53,7 @@ core::Result<double> raw_commit_baseline(const std::string& path, std::size_t it
   git_signature* sig = nullptr;
   git_signature_now(&sig, "bench", "bench@localhost");
   const char* ref = "refs/gigafab/state";
-  const char* dirs[] = {"jobs", "a", "b", "j-abcdefgh"};
+  const char* dirs[] = {"jobs", "ab", "j-abcdefgh"};
   git_oid parent{};
   bool have_parent = false;
   auto start = std::chrono::steady_clock::now();
@@ -67,7 +67,7 @@ core::Result<double> raw_commit_baseline(const std::string& path, std::size_t it
       git_commit_tree(&base, parent_commit);
     }
     int rc = git_blob_create_from_buffer(&blob, repo, content.data(), content.size());
-    if (rc == 0) rc = put_path(repo, base, dirs, 4, "job.toml", &blob, &tree_oid);
+    if (rc == 0) rc = put_path(repo, base, dirs, 3, "job.toml", &blob, &tree_oid);
     git_tree* tree = nullptr;
     if (rc == 0) rc = git_tree_lookup(&tree, repo, &tree_oid);
     const git_commit* parents[1] = {parent_commit};

@@ -38,7 +38,6 @@
 
 #include "core/ids.hpp"
 #include "core/layout.hpp"
-#include "core/queries.hpp"
 #include "core/queue_index.hpp"
 
 namespace gigafab::gitstore {
@@ -395,25 +394,12 @@ bool git_tree_order(const TreeEntry& a, const TreeEntry& b) {
   return next(a) < next(b);
 }
 
-using Grafts = std::map<std::string, git_oid>;  // path -> an existing tree, put there as it is
-
-// Writes `writes` and `grafts` (paths relative to `base`) on top of `base`
-// (may be null) and returns the new tree, or nullopt when it ends up empty.
+// Writes `writes` (paths relative to `base`) on top of `base` (may be null) and
+// returns the new tree, or nullopt when it ends up empty.
 Result<std::optional<git_oid>> build_tree(git_repository* repo, ObjectWriter& writer, const git_tree* base,
-                                          const std::map<std::string, std::optional<std::string>>& writes,
-                                          const Grafts& grafts = {}) {
+                                          const std::map<std::string, std::optional<std::string>>& writes) {
   std::map<std::string, std::map<std::string, std::optional<std::string>>> subdirs;
-  std::map<std::string, Grafts> sub_grafts;
   std::map<std::string, std::optional<TreeEntry>, std::less<>> changed;  // nullopt: removed
-  for (const auto& [path, id] : grafts) {
-    std::size_t slash = path.find('/');
-    if (slash != std::string::npos) {
-      sub_grafts[path.substr(0, slash)][path.substr(slash + 1)] = id;
-      subdirs[path.substr(0, slash)];
-    } else {
-      changed[path] = TreeEntry{{}, id, GIT_FILEMODE_TREE};
-    }
-  }
   for (const auto& [path, content] : writes) {
     std::size_t slash = path.find('/');
     if (slash != std::string::npos) {
@@ -436,8 +422,7 @@ Result<std::optional<git_oid>> build_tree(git_repository* repo, ObjectWriter& wr
         return git_failure("cannot read tree " + name);
       }
     }
-    auto graft = sub_grafts.find(name);
-    auto sub = build_tree(repo, writer, sub_base.get(), sub_writes, graft == sub_grafts.end() ? Grafts{} : graft->second);
+    auto sub = build_tree(repo, writer, sub_base.get(), sub_writes);
     if (!sub) return sub.error();
     if (*sub) {
       changed[name] = TreeEntry{{}, **sub, GIT_FILEMODE_TREE};
@@ -1319,22 +1304,7 @@ struct Store::Impl {
     std::unique_ptr<git_odb, void (*)(git_odb*)> odb_handle(odb, git_odb_free);
     std::vector<git_oid> written;
     ObjectWriter writer(odb, mempack, written);
-    // A directory moved: its tree where it goes, nothing where it was.
-    std::map<std::string, std::optional<std::string>> moved_writes;
-    Grafts grafts;
-    if (!change.moves.empty()) {
-      moved_writes = change.writes;
-      for (const auto& [from, to] : change.moves) {
-        EntryHandle entry;
-        if (!base.get() || git_tree_entry_bypath(entry.out(), base.get(), from.c_str()) < 0 ||
-            git_tree_entry_type(entry.get()) != GIT_OBJECT_TREE) {
-          return make_error(ErrorCode::error, "cannot move " + from + ": no such directory");
-        }
-        grafts[to] = *git_tree_entry_id(entry.get());
-        moved_writes[from] = std::nullopt;
-      }
-    }
-    auto root = build_tree(repo, writer, base.get(), change.moves.empty() ? change.writes : moved_writes, grafts);
+    auto root = build_tree(repo, writer, base.get(), change.writes);
     if (!root) return root.error();
     if (!*root) return make_error(ErrorCode::error, "refusing to write an empty state tree");
     TreeHandle tree;
@@ -1406,7 +1376,7 @@ Result<Store> Store::open(const std::string& path) {
   if (git_config_get_int32(&version, config.get(), "gigafab.version") < 0) {
     return not_store("no gigafab.version in its config; run 'gigafab init' to create a store");
   }
-  if (version < 1 || version > core::layout::k_format_version) {
+  if (version != core::layout::k_format_version && version != 1) {
     return not_store("store format " + std::to_string(version) + " is not supported by this gigafab");
   }
   int fsync_on = 1;
@@ -1423,44 +1393,29 @@ Result<Store> Store::open(const std::string& path) {
   }
   if (auto tip = impl->tip(); !tip) return tip.error();
   Store store(std::move(impl));
-  if (version != core::layout::k_format_version) {
-    if (auto ok = store.upgrade_from_format(version); !ok) return ok.error();
+  if (version == 1) {
+    if (auto ok = store.upgrade_from_format_1(); !ok) return ok.error();
   }
   return store;
 }
 
 // Format 1 kept every queue entry directly under <capset>; format 2 keeps
-// them in buckets (core/queue_index.hpp). Formats 1 and 2 kept each job's
-// directory under jobs/<ab>/; format 3 under jobs/<a>/<b>/, each shard's
-// tree moved as it is. One commit does what the store's format needs, then
-// the config says 3. With a remote, the first host to open the store
-// upgrades the shared state; the others find nothing to move.
-Result<void> Store::upgrade_from_format(std::int32_t version) {
-  const std::int32_t target = static_cast<std::int32_t>(core::layout::k_format_version);
+// them in buckets (core/queue_index.hpp). One commit moves them, then the
+// config says 2. With a remote, the first host to open the store upgrades
+// the shared state; the others find nothing to move.
+Result<void> Store::upgrade_from_format_1() {
   auto committed = transact(
-      [&](const core::Snapshot& snap) -> Result<core::Change> {
+      [](const core::Snapshot& snap) -> Result<core::Change> {
         core::Change change;
-        std::vector<std::string> what;
-        if (version < 2) {
-          auto moved = core::queue_index::migrate_flat(snap, change);
-          if (!moved) return moved.error();
-          what.push_back("queue index in buckets");
-        }
-        auto moved = core::migrate_job_dirs(snap, change);
+        auto moved = core::queue_index::migrate_flat(snap, change);
         if (!moved) return moved.error();
-        if (*moved) what.push_back("job directories in two levels");
         auto meta = snap.read(core::layout::k_meta);
         if (!meta) return meta.error();
-        const std::string old_line = "format = " + std::to_string(version) + "\n";
-        if (*meta && (*meta)->rfind(old_line, 0) == 0) {
-          change.put(std::string(core::layout::k_meta),
-                     "format = " + std::to_string(target) + "\n" + (*meta)->substr(old_line.size()));
+        if (*meta && (*meta)->rfind("format = 1\n", 0) == 0) {
+          change.put(std::string(core::layout::k_meta), "format = 2\n" + (*meta)->substr(11));
         }
         if (change.empty()) return change;
-        std::string joined;
-        for (const auto& w : what) joined += (joined.empty() ? "" : "; ") + w;
-        change.summary = "upgrade: store format " + std::to_string(version) + " -> " + std::to_string(target) +
-                         (joined.empty() ? "" : " (" + joined + ")");
+        change.summary = "upgrade: store format 1 -> 2 (queue index in buckets)";
         change.trailers = {{"Gigafab-Op", "upgrade"}, {"Gigafab-Actor", "gigafab"}};
         return change;
       },
@@ -1468,10 +1423,10 @@ Result<void> Store::upgrade_from_format(std::int32_t version) {
   if (!committed) return committed.error();
   ConfigHandle config;
   if (git_repository_config(config.out(), m_impl->repo) < 0 ||
-      git_config_set_int32(config.get(), "gigafab.version", target) < 0) {
+      git_config_set_int32(config.get(), "gigafab.version", core::layout::k_format_version) < 0) {
     return git_failure("cannot record the store format");
   }
-  log_line(m_impl->path, "upgraded the store from format " + std::to_string(version) + " to " + std::to_string(target));
+  log_line(m_impl->path, "upgraded the store from format 1 to " + std::to_string(core::layout::k_format_version));
   return {};
 }
 
@@ -1541,7 +1496,6 @@ Result<std::string> Store::transact(const Operation& op, const std::string& acto
   if (auto& group = m_impl->group) {
     auto change = op(*group->view);
     if (!change) return change.error();
-    if (!change->moves.empty()) return make_error(ErrorCode::error, "a group commit cannot move directories");
     if (!change->empty()) {
       for (auto& [path, content] : change->writes) group->merged.writes[path] = content;
       group->operations.push_back(std::move(*change));

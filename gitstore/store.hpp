@@ -261,7 +261,7 @@ class Store {
   Result<std::vector<CommitInfo>> sync();
 
  private:
-  Result<void> upgrade_from_format(std::int32_t version);
+  Result<void> upgrade_from_format_1();
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> m_impl;

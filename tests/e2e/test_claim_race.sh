@@ -44,7 +44,7 @@ PY
 # Lease holders, read straight from the git tree.
 for line in $(cat claims.* | tr ' ' ':' | shuf -n 20); do
   id=${line%%:*}
-  holder=$(git --git-dir $S show "refs/gigafab/state:jobs/${id:2:1}/${id:3:1}/$id/lease.toml" | sed -n "s/^holder = '\(.*\)'$/\1/p")
+  holder=$(git --git-dir $S show "refs/gigafab/state:jobs/${id:2:2}/$id/lease.toml" | sed -n "s/^holder = '\(.*\)'$/\1/p")
   grep -qx "$id 1" "$(grep -l "^$id " claims.*)" || fail "who printed $id"
   expect_eq "claims.${holder#f}" "$(grep -l "^$id " claims.*)" "holder of $id"
 done

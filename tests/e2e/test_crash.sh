@@ -37,7 +37,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for f in claims.$round.*; do
     factory="r${round}f${f##*.}"
     while read -r id epoch; do
-      lease=$(git --git-dir $S show "refs/gigafab/state:jobs/${id:2:1}/${id:3:1}/$id/lease.toml") ||
+      lease=$(git --git-dir $S show "refs/gigafab/state:jobs/${id:2:2}/$id/lease.toml") ||
         fail "round $round: $id printed by $factory has no lease"
       grep -qx "holder = '$factory'" <<<"$lease" || fail "round $round: $id printed by $factory but: $lease"
       grep -qx "epoch = $epoch" <<<"$lease" || fail "round $round: epoch of $id"

@@ -286,7 +286,7 @@ import json, subprocess, sys
 store = sys.argv[1]
 for line in open("claims.all"):
     job, factory, epoch = line.split()
-    shard = job[2] + "/" + job[3]
+    shard = job[2:4]
     lease = subprocess.run(["git", "--git-dir", store, "show", f"refs/gigafab/state:jobs/{shard}/{job}/lease.toml"],
                            capture_output=True, text=True)
     if lease.returncode != 0:

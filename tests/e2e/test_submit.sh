@@ -58,7 +58,7 @@ msg=$(git --git-dir $S log -1 --format=%B refs/gigafab/state)
 for t in "Gigafab-Op: submit" "Gigafab-Job: $ID" "Gigafab-Product: default" "Gigafab-Actor: tester"; do
   grep -qx "$t" <<<"$msg" || fail "trailer '$t' missing in: $msg"
 done
-shard=${ID:2:1}/${ID:3:1}
+shard=${ID:2:2}
 files=$(git --git-dir $S show --name-only --format= refs/gigafab/state | sort)
 grep -qx "jobs/$shard/$ID/job.toml" <<<"$files" || fail "job.toml path: $files"
 grep -qx "jobs/$shard/$ID/body.md" <<<"$files" || fail "body.md path: $files"

@@ -25,14 +25,13 @@ core::Job make_job(std::string id, core::Priority priority, core::Millis created
 
 }  // namespace
 
-TEST_CASE("job documents are sharded by the two characters after j-, one directory level each") {
+TEST_CASE("job documents are sharded by the two characters after j-") {
   CHECK(layout::job_shard("j-abcdefgh") == "ab");
   CHECK(layout::job_shard("j-7zaaaaaa") == "7z");
-  CHECK(layout::job_shard_dir("j-7zaaaaaa") == "jobs/7/z");
-  CHECK(layout::job_dir("j-abcdefgh") == "jobs/a/b/j-abcdefgh");
-  CHECK(layout::job_doc("j-abcdefgh") == "jobs/a/b/j-abcdefgh/job.toml");
-  CHECK(layout::job_body("j-abcdefgh") == "jobs/a/b/j-abcdefgh/body.md");
-  CHECK(layout::job_doc("j-zz234567") == "jobs/z/z/j-zz234567/job.toml");
+  CHECK(layout::job_dir("j-abcdefgh") == "jobs/ab/j-abcdefgh");
+  CHECK(layout::job_doc("j-abcdefgh") == "jobs/ab/j-abcdefgh/job.toml");
+  CHECK(layout::job_body("j-abcdefgh") == "jobs/ab/j-abcdefgh/body.md");
+  CHECK(layout::job_doc("j-zz234567") == "jobs/zz/j-zz234567/job.toml");
   CHECK(layout::job_dir("j-abcdefgh").rfind(std::string(layout::k_jobs) + "/", 0) == 0);
 }
 

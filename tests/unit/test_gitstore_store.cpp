@@ -29,7 +29,6 @@
 
 #include "core/layout.hpp"
 #include "core/lifecycle.hpp"
-#include "core/queries.hpp"
 #include "core/queue_index.hpp"
 #include "core/snapshot.hpp"
 #include "core/submit.hpp"
@@ -219,14 +218,14 @@ TEST_CASE("init creates a bare store whose state ref holds the first commit") {
   CHECK_FALSE(store.fsync());
   CHECK(fs::is_regular_file(path + "/HEAD"));
   CHECK(git_out(path, "rev-parse --is-bare-repository") == "true");
-  CHECK(git_out(path, "config gigafab.version") == "3");
+  CHECK(git_out(path, "config gigafab.version") == "2");
   std::string tip = git_out(path, std::string("rev-parse ") + gitstore::k_state_ref);
   CHECK(tip.size() == 40);
   CHECK(git_out(path, "rev-list --count " + tip) == "1");
 
   auto meta = read_at_tip(store, "meta/store.toml");
   REQUIRE(meta.has_value());
-  CHECK(meta->rfind("format = 3\n", 0) == 0);
+  CHECK(meta->rfind("format = 2\n", 0) == 0);
   CHECK(contains(*meta, "created_at = \""));
 
   auto history = store.history();
@@ -285,9 +284,9 @@ TEST_CASE("open refuses anything that is not a gigafab store") {
   SUBCASE("a store of an unsupported format") {
     std::string path = tmp / "future";
     { init_store(path); }
-    REQUIRE(run(git(path) + "config gigafab.version 4").status == 0);
+    REQUIRE(run(git(path) + "config gigafab.version 3").status == 0);
     expect_not_store(path);
-    CHECK(contains(gitstore::Store::open(path).error().message, "format 4"));
+    CHECK(contains(gitstore::Store::open(path).error().message, "format 3"));
   }
 }
 
@@ -901,10 +900,10 @@ TEST_CASE("a store of format 1 (flat queue index) is upgraded when opened, in on
 
   auto upgraded = gitstore::Store::open(path);
   REQUIRE(upgraded.ok());
-  CHECK(git_out(path, "config gigafab.version") == "3");
+  CHECK(git_out(path, "config gigafab.version") == "2");
   CHECK(git_out(path, "rev-parse refs/gigafab/state^") == before);
-  CHECK(git_out(path, "log -1 --format=%s refs/gigafab/state") == "upgrade: store format 1 -> 3 (queue index in buckets)");
-  CHECK(read_at_tip(*upgraded, "meta/store.toml")->rfind("format = 3\n", 0) == 0);
+  CHECK(git_out(path, "log -1 --format=%s refs/gigafab/state") == "upgrade: store format 1 -> 2 (queue index in buckets)");
+  CHECK(read_at_tip(*upgraded, "meta/store.toml")->rfind("format = 2\n", 0) == 0);
   auto snap = upgraded->snapshot();
   REQUIRE(snap.ok());
   auto entries = core::queue_index::entries(**snap, core::queue_index::capset_dir("default", "_any"));
@@ -922,102 +921,6 @@ TEST_CASE("a store of format 1 (flat queue index) is upgraded when opened, in on
       return std::move(t->change);
     });
     CHECK(claimed == expected);
-  }
-  // Opening it again changes nothing.
-  std::string tip = git_out(path, "rev-parse refs/gigafab/state");
-  REQUIRE(gitstore::Store::open(path).ok());
-  CHECK(git_out(path, "rev-parse refs/gigafab/state") == tip);
-}
-
-namespace {
-
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
-}
-
-}  // namespace
-
-TEST_CASE("a store of format 2 (jobs/<ab>/<id>) is upgraded when opened: each shard's tree moves as it is, in one commit") {
-  TempDir tmp;
-  std::string path = tmp / "store";
-  std::vector<std::string> ids;
-  {
-    gitstore::Store store = init_store(path);
-    commit_ok(store, [&](const core::Snapshot& snap) -> core::Result<core::Change> {
-      core::Change all;
-      for (int i = 0; i < 40; ++i) {
-        core::OverlaySnapshot view(snap, all);
-        core::SubmitRequest request;
-        request.manifest.title = "job " + std::to_string(i);
-        request.manifest.body = "# job\n";
-        request.product = "default";
-        request.actor = "tester";
-        auto r = core::submit(view, request, 1700000000000 + i, 7000 + static_cast<std::uint64_t>(i) * 7919);
-        if (!r) return r.error();
-        ids.push_back(r->job_id);
-        for (auto& [p, c] : r->change.writes) all.writes[p] = std::move(c);
-      }
-      all.summary = "load";
-      return all;
-    });
-    // Back to format 2's layout, with the same move the upgrade makes.
-    commit_ok(store, [](const core::Snapshot& snap) -> core::Result<core::Change> {
-      core::Change old;
-      auto shards = core::job_shard_dirs(snap);
-      if (!shards) return shards.error();
-      for (const auto& dir : *shards) old.moves[dir] = "jobs/" + dir.substr(5, 1) + dir.substr(7, 1);
-      std::string meta = *snap.read(core::layout::k_meta).value();
-      old.put(std::string(core::layout::k_meta), "format = 2\n" + meta.substr(meta.find('\n') + 1));
-      old.summary = "as format 2 wrote it";
-      return old;
-    });
-  }
-  REQUIRE(run(git(path) + "config gigafab.version 2").status == 0);
-  const std::string id = ids.front();
-  const std::string old_shard = "jobs/" + id.substr(2, 2);
-  const std::string shard_tree = git_out(path, "rev-parse refs/gigafab/state:" + old_shard);
-  CHECK(git_out(path, "cat-file -t refs/gigafab/state:" + old_shard + "/" + id + "/job.toml") == "blob");
-  std::string before = git_out(path, "rev-parse refs/gigafab/state");
-
-  auto upgraded = gitstore::Store::open(path);
-  REQUIRE(upgraded.ok());
-  CHECK(git_out(path, "config gigafab.version") == "3");
-  CHECK(git_out(path, "rev-parse refs/gigafab/state^") == before);
-  CHECK(git_out(path, "log -1 --format=%s refs/gigafab/state") == "upgrade: store format 2 -> 3 (job directories in two levels)");
-  CHECK(read_at_tip(*upgraded, "meta/store.toml")->rfind("format = 3\n", 0) == 0);
-  // Every top entry of jobs/ is now one character, and the shard's tree is
-  // the same object, one level down.
-  for (const std::string& name : split_lines(git_out(path, "ls-tree --name-only refs/gigafab/state:jobs"))) {
-    CHECK(name.size() == 1);
-  }
-  CHECK(git_out(path, "rev-parse refs/gigafab/state:" + core::layout::job_shard_dir(id)) == shard_tree);
-  // The commit wrote trees only: the blobs it names are the ones it had.
-  CHECK(git_out(path, "diff-tree -r -M --diff-filter=AD --name-only refs/gigafab/state^ refs/gigafab/state") == "");
-  auto snap = upgraded->snapshot();
-  REQUIRE(snap.ok());
-  auto listed = core::list_jobs(**snap, core::JobFilter{});
-  REQUIRE(listed.ok());
-  CHECK(listed->size() == ids.size());
-  for (const std::string& job : ids) {
-    auto found = core::find_job(**snap, job);
-    REQUIRE(found.ok());
-    CHECK(found->has_value());
-  }
-  // A claim and a report go on as before, in the new place.
-  commit_ok(*upgraded, [&](const core::Snapshot& s) -> core::Result<core::Change> {
-    core::ClaimRequest request{"default", "f1", std::vector<std::string>{}, 600, "tester", {}};
-    auto t = core::claim(s, request, 1700000001000);
-    if (!t) return t.error();
-    return std::move(t->change);
-  });
-  CHECK(split_lines(git_out(path, "show --name-only --format= refs/gigafab/state")).size() > 0);
-  for (const std::string& file : split_lines(git_out(path, "show --name-only --format= refs/gigafab/state"))) {
-    if (file.rfind("jobs/", 0) == 0) CHECK(file[6] == '/');  // jobs/<a>/<b>/...
   }
   // Opening it again changes nothing.
   std::string tip = git_out(path, "rev-parse refs/gigafab/state");
