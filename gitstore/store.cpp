@@ -988,7 +988,7 @@ struct Store::Impl {
   // cannot leave out of either (see packfile::concatenate) and only a gc
   // sorts out. Then ours among them, which have no deltas, merge alone:
   // behind a recent gc, when none may start, refusing them all let the
-  // packs pile up (595 after 600 commits in a store test).
+  // packs pile up (140 after 150 commits in a store test).
   Result<bool> merge_packs(const std::vector<std::pair<std::uintmax_t, std::string>>& all, std::size_t count,
                            const WithHandle* aside) {
     std::vector<std::string> bases;
