@@ -1,9 +1,7 @@
 #include "gitstore/ref_lock.hpp"
 #include "gitstore/fd_io.hpp"
-#include "gitstore/spare_files.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,39 +13,15 @@ namespace gigafab::gitstore {
 using core::ErrorCode;
 using core::make_error;
 
-namespace {
-
-// <lock_path> made from a spare of `dir`: the descriptor (open for writing),
-// -2 when the lock is someone else's, -1 when there was no spare to use.
-int link_spare(const std::string& dir, const std::string& lock_path) {
-  if (dir.empty()) return -1;
-  auto spare = spare_files::take(dir);
-  if (!spare) return -1;
-  // Its age is the lock's for a stale-lock check (recover_stale_ref_lock: 2 s),
-  // and its mode the ref's: a spare may have waited, and was made 0600.
-  ::futimens(spare->fd, nullptr);
-  ::fchmod(spare->fd, 0644);
-  const bool linked = ::link(spare->path.c_str(), lock_path.c_str()) == 0;
-  const int err = errno;
-  ::unlink(spare->path.c_str());
-  if (linked) return spare->fd;
-  ::close(spare->fd);
-  return err == EEXIST ? -2 : -1;  // elsewhere (no hard links there): create it
-}
-
-}  // namespace
-
 core::Result<RefLock> RefLock::take(git_repository* repo, const std::string& git_dir, const char* ref,
-                                    const git_oid* expected, const git_oid& next, const std::string& spare_dir) {
+                                    const git_oid* expected, const git_oid& next) {
   std::string ref_path = git_dir + "/" + ref;
   std::string lock_path = ref_path + ".lock";
   if (!expected) {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(ref_path).parent_path(), ec);
   }
-  int fd = link_spare(spare_dir, lock_path);
-  if (fd == -2) return RefLock(State::busy, std::move(ref_path), -1);
-  if (fd < 0) fd = ::open(lock_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = ::open(lock_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0 && errno == EEXIST) return RefLock(State::busy, std::move(ref_path), -1);
   if (fd < 0) return make_error(ErrorCode::error, "cannot create " + lock_path + ": " + std::strerror(errno));
   RefLock lock(State::held, std::move(ref_path), fd);

@@ -9,11 +9,6 @@
 // commit syncs the lock file together with its pack (packfile::write's
 // sync_alongside): one device flush in a row less per commit. And a commit
 // that lost the race is found out before its pack is written, not after.
-//
-// A writer that keeps spare files (spare_files.hpp: gigafab serve) takes the
-// lock with link(2) of a spare onto <ref>.lock, as exclusive as creating it:
-// creating a file was up to a millisecond of a commit's publish on ext4
-// without a journal (see spare_files.hpp), linking one is a few microseconds.
 #pragma once
 
 #include <git2.h>
@@ -33,10 +28,9 @@ class RefLock {
   };
 
   // Locks `ref` of the repository at `git_dir` to move it from `expected`
-  // (null: the ref must not exist yet) to `next`. The lock file is a spare
-  // of `spare_dir` when it has one ready (on the same file system).
+  // (null: the ref must not exist yet) to `next`.
   static core::Result<RefLock> take(git_repository* repo, const std::string& git_dir, const char* ref,
-                                    const git_oid* expected, const git_oid& next, const std::string& spare_dir = {});
+                                    const git_oid* expected, const git_oid& next);
 
   RefLock(RefLock&& other) noexcept;
   RefLock& operator=(RefLock&&) = delete;

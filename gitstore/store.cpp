@@ -1260,7 +1260,7 @@ struct Store::Impl {
                         const std::function<Result<bool>(int)>& write_objects) const {
     const core::Millis lock_deadline = core::now_millis() + 10'000;
     for (;;) {
-      auto lock = RefLock::take(ref_repo, path, ref, expected, next, pack_dir());
+      auto lock = RefLock::take(ref_repo, path, ref, expected, next);
       if (!lock) return lock.error();
       if (lock->state() == RefLock::State::moved) return false;
       if (lock->state() == RefLock::State::held) {
@@ -1756,9 +1756,7 @@ Result<void> Store::commit_group(const std::string& actor) {
 
 void Store::defer_maintenance(bool deferred) { m_impl->defer_maintenance = deferred; }
 
-// A commit takes three (its pack, its index and the ref's lock), and two may
-// be in flight (pipelined group commit).
-void Store::keep_spare_files() { spare_files::keep(m_impl->pack_dir(), 8); }
+void Store::keep_spare_files() { spare_files::keep(m_impl->pack_dir(), 4); }
 
 Result<bool> Store::merge_aside(const WithHandle& with_handle) {
   m_impl->maintenance_due = false;
