@@ -2041,6 +2041,14 @@ Result<Store::GcStats> Store::gc(const GcOptions& options) {
   stats.packer = git ? "git pack-objects" : "libgit2";
   const std::string kept = *written;
   if (auto ids = read_pack_index(kept + ".idx"); ids) stats.objects = ids->size();
+  // Measured at once: writers merge the packs written since the gc began
+  // (merge_behind_gc), and this one may be among them before the gc ends
+  // (its size read at the end was once an error, logged as 2^64 - 1 bytes).
+  {
+    std::error_code ec;
+    const auto size = fs::file_size(kept + ".pack", ec);
+    if (!ec) stats.pack_bytes = size;
+  }
   {
     // No write is between reading an object and publishing its commit while
     // the old files go.
@@ -2059,8 +2067,6 @@ Result<Store::GcStats> Store::gc(const GcOptions& options) {
     }
     if (auto ok = m_impl->refresh_odb(); !ok) return ok.error();
   }
-  std::error_code ec;
-  stats.pack_bytes = fs::file_size(kept + ".pack", ec);
   m_impl->stamp_gc(core::now_millis() - started);
   auto history = this->history();
   if (history) stats.transitions = history->size();
