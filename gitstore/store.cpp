@@ -2025,7 +2025,12 @@ Result<Store::GcStats> Store::gc(const GcOptions& options) {
   for (const auto& pack : old_packs) {
     if (pack.mtime < recent) continue;
     auto ids = read_pack_index(pack.path + ".idx");
-    if (!ids) return ids.error();
+    if (!ids) {
+      // Gone since the listing: a writer merged it (merge_behind_gc takes
+      // the packs written since this gc began) into a pack this gc leaves.
+      if (!fs::exists(pack.path + ".idx")) continue;
+      return ids.error();
+    }
     for (const auto& oid : *ids) objects.push_back({oid, ""});
   }
   for (const auto& [file, oid] : loose) {
