@@ -42,19 +42,22 @@ Result<std::vector<Job>> list_jobs(const Snapshot& snap, const JobFilter& filter
   auto shards = snap.list(layout::k_jobs);
   if (!shards) return shards.error();
   for (const auto& shard : *shards) {
-    auto ids = snap.list(std::string(layout::k_jobs) + "/" + shard);
-    if (!ids) return ids.error();
-    for (const auto& id : *ids) {
-      auto job = find_job(snap, id);
+    // Each job's directory found by its id, not kept (see Snapshot::read_in).
+    auto entries = snap.list_with_ids(std::string(layout::k_jobs) + "/" + shard);
+    if (!entries) return entries.error();
+    for (const auto& [id, dir_id] : *entries) {
+      const std::string dir = layout::job_dir(id);
+      auto text = snap.read_in(dir, dir_id, layout::k_job_doc_name);
+      if (!text) return text.error();
+      if (!*text) continue;
+      auto job = job_from_toml(**text, dir + "/" + layout::k_job_doc_name);
       if (!job) return job.error();
-      if (!*job) continue;
-      const Job& j = **job;
-      if (!filter.product.empty() && j.product != filter.product) continue;
+      if (!filter.product.empty() && job->product != filter.product) continue;
       if (!filter.stages.empty() &&
-          std::find(filter.stages.begin(), filter.stages.end(), j.stage) == filter.stages.end()) {
+          std::find(filter.stages.begin(), filter.stages.end(), job->stage) == filter.stages.end()) {
         continue;
       }
-      out.push_back(std::move(**job));
+      out.push_back(std::move(*job));
     }
   }
   std::sort(out.begin(), out.end(), [](const Job& a, const Job& b) {
