@@ -194,28 +194,33 @@ int lookup_racing_merges(git_repository* repo, Lookup&& lookup) {
 
 // Reads an object from the object database's backends, in the order
 // git_odb_read tries them, without going through libgit2's object cache
-// (which keeps every tree it reads). GIT_ENOTFOUND when no backend has it.
+// (which keeps every tree it reads). Like git_odb_read, a miss looks at the
+// pack directory again once (another process may have written the pack).
+// GIT_ENOTFOUND when no backend has it.
 int read_uncached(git_repository* repo, const git_oid& oid, std::string& data, git_object_t& type) {
   git_odb* odb = nullptr;
   if (int rc = git_repository_odb(&odb, repo); rc < 0) return rc;
-  int result = GIT_ENOTFOUND;
-  const std::size_t backends = git_odb_num_backends(odb);
-  for (std::size_t i = 0; i < backends; ++i) {
-    git_odb_backend* backend = nullptr;
-    if (git_odb_get_backend(&backend, odb, i) < 0 || !backend->read) continue;
-    void* raw = nullptr;
-    std::size_t size = 0;
-    git_object_t got = GIT_OBJECT_INVALID;
-    int rc = backend->read(&raw, &size, &got, backend, &oid);
-    if (rc == GIT_ENOTFOUND || rc == GIT_PASSTHROUGH) continue;
-    if (rc == 0) {
-      data.assign(static_cast<const char*>(raw), size);
-      type = got;
-      git_odb_backend_data_free(backend, raw);
+  auto read = [&]() -> int {
+    const std::size_t backends = git_odb_num_backends(odb);
+    for (std::size_t i = 0; i < backends; ++i) {
+      git_odb_backend* backend = nullptr;
+      if (git_odb_get_backend(&backend, odb, i) < 0 || !backend->read) continue;
+      void* raw = nullptr;
+      std::size_t size = 0;
+      git_object_t got = GIT_OBJECT_INVALID;
+      int rc = backend->read(&raw, &size, &got, backend, &oid);
+      if (rc == GIT_ENOTFOUND || rc == GIT_PASSTHROUGH) continue;
+      if (rc == 0) {
+        data.assign(static_cast<const char*>(raw), size);
+        type = got;
+        git_odb_backend_data_free(backend, raw);
+      }
+      return rc;
     }
-    result = rc;
-    break;
-  }
+    return GIT_ENOTFOUND;
+  };
+  int result = read();
+  if (result == GIT_ENOTFOUND && git_odb_refresh(odb) == 0) result = read();
   if (result == GIT_ENOTFOUND) git_error_set_str(GIT_ERROR_ODB, ("object not found - " + oid_hex(oid)).c_str());
   git_odb_free(odb);
   return result;
