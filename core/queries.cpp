@@ -46,11 +46,10 @@ Result<std::vector<Job>> list_jobs(const Snapshot& snap, const JobFilter& filter
     auto entries = snap.list_with_ids(std::string(layout::k_jobs) + "/" + shard);
     if (!entries) return entries.error();
     for (const auto& [id, dir_id] : *entries) {
-      const std::string dir = layout::job_dir(id);
-      auto text = snap.read_in(dir, dir_id, layout::k_job_doc_name);
+      auto text = snap.read_in(layout::job_dir(id), dir_id, layout::k_job_doc_name);
       if (!text) return text.error();
       if (!*text) continue;
-      auto job = job_from_toml(**text, dir + "/" + layout::k_job_doc_name);
+      auto job = job_from_toml(**text, layout::job_doc(id));
       if (!job) return job.error();
       if (!filter.product.empty() && job->product != filter.product) continue;
       if (!filter.stages.empty() &&
