@@ -1,17 +1,32 @@
 #include "gitstore/tls_certificates.hpp"
 
-#include <dlfcn.h>
-
 #include <mutex>
+
+#if GIGAFAB_STATIC_LIBGIT2
+// Linked with --wrap=<name> (gitstore/CMakeLists.txt): libgit2's calls to
+// <name> reach __wrap_<name>, defined below; mbedTLS's own is __real_<name>.
+#define GIGAFAB_MBEDTLS_ENTRY(name) __wrap_##name
+extern "C" int __real_mbedtls_x509_crt_parse_file(void* chain, const char* path);
+extern "C" int __real_mbedtls_ssl_handshake(void* ssl);
+#else
+// Exported from the executable, ahead of libmbedtls's definitions.
+#include <dlfcn.h>
+#define GIGAFAB_MBEDTLS_ENTRY(name) name
+#endif
 
 namespace gigafab::gitstore::tls {
 
 namespace {
 
-// mbedTLS's own functions (the next definitions after ours).
+// mbedTLS's own functions.
 using ParseFile = int (*)(void* chain, const char* path);
 using Handshake = int (*)(void* ssl);
 
+#if GIGAFAB_STATIC_LIBGIT2
+ParseFile real_parse_file() { return &__real_mbedtls_x509_crt_parse_file; }
+Handshake real_handshake() { return &__real_mbedtls_ssl_handshake; }
+#else
+// The next definitions after ours.
 ParseFile real_parse_file() {
   static ParseFile f = reinterpret_cast<ParseFile>(::dlsym(RTLD_NEXT, "mbedtls_x509_crt_parse_file"));
   return f;
@@ -21,6 +36,7 @@ Handshake real_handshake() {
   static Handshake f = reinterpret_cast<Handshake>(::dlsym(RTLD_NEXT, "mbedtls_ssl_handshake"));
   return f;
 }
+#endif
 
 struct State {
   std::mutex mutex;
@@ -66,7 +82,8 @@ using gigafab::gitstore::tls::state;
 constexpr int k_x509_bad_input = -0x2800;
 constexpr int k_ssl_bad_input = -0x7100;
 
-extern "C" __attribute__((visibility("default"))) int mbedtls_x509_crt_parse_file(void* chain, const char* path) {
+extern "C" __attribute__((visibility("default"))) int GIGAFAB_MBEDTLS_ENTRY(mbedtls_x509_crt_parse_file)(void* chain,
+                                                                                               const char* path) {
   {
     auto& s = state();
     std::lock_guard lock(s.mutex);
@@ -89,7 +106,7 @@ extern "C" __attribute__((visibility("default"))) int mbedtls_x509_crt_parse_fil
   return parse ? parse(chain, path) : k_x509_bad_input;
 }
 
-extern "C" __attribute__((visibility("default"))) int mbedtls_ssl_handshake(void* ssl) {
+extern "C" __attribute__((visibility("default"))) int GIGAFAB_MBEDTLS_ENTRY(mbedtls_ssl_handshake)(void* ssl) {
   load_deferred();
   Handshake handshake = real_handshake();
   return handshake ? handshake(ssl) : k_ssl_bad_input;

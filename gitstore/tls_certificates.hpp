@@ -6,8 +6,10 @@
 // gigafab process (a `gigafab show` took 17.5 ms, of which this was a third),
 // though only a fetch or push over https ever uses them. gigafab's binaries
 // define the two mbedTLS entry points libgit2 calls for that, ahead of
-// mbedTLS's own (exported from the executable, so the dynamic linker binds
-// libgit2's calls to them): the first certificate file libgit2 loads is
+// mbedTLS's own (linked statically, the linker sends libgit2's calls to
+// them with --wrap; linked to the shared libraries, they are exported from
+// the executable, so the dynamic linker binds libgit2's calls to them):
+// the first certificate file libgit2 loads is
 // remembered and left unparsed, and it is parsed, into the very chain
 // libgit2 configured, before the first handshake. A handshake never runs
 // without the certificates (without them it would fail, not trust blindly).
