@@ -131,10 +131,12 @@ run gf --json log "$J"
 [[ "$OUT" != *'"report"'* ]] || fail "the fenced agent reported"
 
 # 4. SIGTERM: the agent stops its engine, pushes, releases the job, exits 0.
+# The signal comes once the engine sleeps, its work.txt written (its pid
+# alone in pids is too early: CI once sent it before that write).
 : >pids
 J=$(job term.md "Interrupted" 'fake-sleep: 30\n')
 agent_bg fterm --ttl 10
-wait_for "the engine" test -s pids
+wait_for "the engine's sleep" sh -c '[ "$(wc -l <pids)" -ge 2 ]'
 kill -TERM "$AGENT_PID"
 rc=0
 wait "$AGENT_PID" || rc=$?
