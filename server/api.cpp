@@ -422,6 +422,7 @@ struct Api::Impl {
         if (!ready) break;
         prepared = std::move(*ready);
       }
+      const auto built = std::chrono::steady_clock::now();
       hand_over();
       auto published = store.publish_group(prepared);
       if (pipeline) {
@@ -436,7 +437,7 @@ struct Api::Impl {
           if (reader) reader->note_same_auth(prepared.commit_id(), prepared.base_id());
         }
         if (operations > 0) {
-          commit_stats.record(operations,
+          commit_stats.record(operations, std::chrono::duration<double>(built - started).count(),
                               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
                               prepared.publish_seconds());
         }

@@ -1,6 +1,7 @@
 // What serve's group commits cost, for /metrics: how many commits and the
 // operations they carried, and histograms of a batch's time (from taking the
-// fleet to its commit published) and of the publish alone (objects written,
+// fleet to its commit published), of its build alone (operations and objects
+// in memory, the part under the fleet's lock) and of the publish alone (objects written,
 // ref moved: a durable store's syncs). Safe from any thread.
 #pragma once
 
@@ -14,10 +15,11 @@ namespace gigafab::server {
 
 class CommitStats {
  public:
-  void record(std::size_t operations, double batch_seconds, double publish_seconds) {
+  void record(std::size_t operations, double build_seconds, double batch_seconds, double publish_seconds) {
     std::lock_guard lock(m_mutex);
     ++m_commits;
     m_operations += operations;
+    m_build.observe(build_seconds);
     m_batch.observe(batch_seconds);
     m_publish.observe(publish_seconds);
   }
@@ -32,6 +34,8 @@ class CommitStats {
     out += "# HELP gigafab_serve_commit_operations_total Operations those commits carried (waiting claims that rode along included).\n";
     out += "# TYPE gigafab_serve_commit_operations_total counter\n";
     out += "gigafab_serve_commit_operations_total " + std::to_string(m_operations) + "\n";
+    m_build.render(out, "gigafab_serve_build_seconds",
+                   "Time of a group commit's operations and its objects built in memory, before its publish waits its turn.");
     m_batch.render(out, "gigafab_serve_commit_seconds",
                    "Time of a group commit, from taking the fleet to the ref moved (operations, objects, syncs).");
     m_publish.render(out, "gigafab_serve_publish_seconds",
@@ -78,6 +82,7 @@ class CommitStats {
   mutable std::mutex m_mutex;
   std::uint64_t m_commits = 0;
   std::uint64_t m_operations = 0;
+  Histogram m_build;
   Histogram m_batch;
   Histogram m_publish;
 };
