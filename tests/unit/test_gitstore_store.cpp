@@ -1590,6 +1590,83 @@ TEST_CASE("a merge aside runs beside the handle's commits, touches the handle on
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
 
+TEST_CASE("a merge aside does not wait for the groups in flight: the new object database gets their objects") {
+  TempDir tmp;
+  std::string path = tmp / "store";
+  gitstore::Store store = init_store(path);
+  store.defer_maintenance(true);
+  std::mutex handle_mutex;  // what a server's fleet_mutex is
+  auto with_handle = [&](const std::function<void()>& fn) {
+    std::lock_guard lock(handle_mutex);
+    fn();
+  };
+  // A merge removes packs the object database has loaded; the next merge
+  // a second later replaces it (forget_removed_packs): that one runs while
+  // a group is in flight.
+  commit_groups(store, 12, "a");
+  for (int i = 0; i < 12; ++i) CHECK(read_at_tip(store, "g/a" + std::to_string(i) + ".txt").has_value());
+  REQUIRE(store.maintain().ok());
+  CHECK(open_deleted_packs(path) > 0);
+  commit_groups(store, 12, "b");
+
+  // A group prepared, not published: its objects are only in memory.
+  gitstore::Store::Prepared first;
+  {
+    std::lock_guard lock(handle_mutex);
+    REQUIRE(store.begin_group().ok());
+    REQUIRE(store.transact(put("in/flight.txt", "first\n", "first"), "tester").ok());
+    auto prepared = store.prepare_group("tester");
+    REQUIRE(prepared.ok());
+    first = std::move(*prepared);
+  }
+  REQUIRE(store.groups_in_flight() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+
+  // The merge ends while that group is still in flight.
+  std::atomic<bool> merged{false};
+  core::Result<bool> outcome = core::make_error(core::ErrorCode::error, "not run");
+  std::thread merger([&] {
+    outcome = store.merge_aside(with_handle);
+    merged = true;
+  });
+  for (int i = 0; i < 500 && !merged; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(merged.load());
+  CHECK(store.groups_in_flight() == 1);
+  if (!merged) REQUIRE(store.publish_group(first).ok());  // let the merge end, the test has failed
+  merger.join();
+  REQUIRE(outcome.ok());
+  CHECK(*outcome);
+  CHECK(count_packs(path) <= 8);
+
+  // The next group builds on the one in flight, reading its objects from
+  // the new object database, and both publish.
+  gitstore::Store::Prepared second;
+  {
+    std::lock_guard lock(handle_mutex);
+    REQUIRE(store.begin_group().ok());
+    {
+      auto view = store.snapshot();
+      REQUIRE(view.ok());
+      auto read = (*view)->read("in/flight.txt");
+      REQUIRE(read.ok());
+      CHECK(read->value_or("") == "first\n");
+    }
+    REQUIRE(store.transact(put("in/next.txt", "second\n", "second"), "tester").ok());
+    auto prepared = store.prepare_group("tester");
+    REQUIRE(prepared.ok());
+    second = std::move(*prepared);
+  }
+  if (merged) REQUIRE(store.publish_group(first).ok());
+  REQUIRE(store.publish_group(second).ok());
+  CHECK(git_out(path, "log -2 --format=%s refs/gigafab/state") == "second\nfirst");
+  auto reopened = gitstore::Store::open(path);
+  REQUIRE(reopened.ok());
+  CHECK(read_at_tip(*reopened, "in/flight.txt") == std::optional<std::string>("first\n"));
+  CHECK(read_at_tip(*reopened, "in/next.txt") == std::optional<std::string>("second\n"));
+  CHECK(read_at_tip(*reopened, "g/a0.txt") == std::optional<std::string>("a0\n"));
+  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
+}
+
 TEST_CASE("a merge aside leaves the merges behind a running gc to the handle") {
   TempDir tmp;
   std::string path = tmp / "store";
