@@ -32,23 +32,8 @@ struct Spare {
 // whoever removes leftover files holds too: a spare taken is not removed.
 std::optional<Spare> take(const std::string& dir);
 
-// Instead of deleting `path`, a file of `dir` that nobody will write again
-// (a pack a merge took in, its index), keeps its inode for a later spare,
-// when keep() was called for `dir` in this process: renames it to a spare's
-// name (`tmp_gigafab_spare_<pid>_r<n>`) and returns true. False, and nothing
-// done, otherwise, or when enough are kept already: the caller deletes it.
-//
-// Why: on ext4 without a journal every file created walks the inodes freed
-// in the last minute or more (see above), and a busy server deleted about
-// as many files as it made, a few per commit; its inode allocations took a
-// fifth of its CPU. A kept file is made a spare again only once nobody has
-// it open or mapped (a write lease, fcntl F_SETLEASE, is granted: a reader
-// of the old pack keeps its bytes); then it is truncated. One still open
-// ten seconds later is deleted; so are those beyond 512 kept.
-bool recycle(const std::string& dir, const std::string& path);
-
 // Whether the file named `name` (no directory) is a spare kept by a process
-// that is still running (one made new or one recycled).
+// that is still running.
 bool is_live_spare(std::string_view name);
 
 }  // namespace gigafab::gitstore::spare_files

@@ -915,15 +915,11 @@ struct Store::Impl {
 
   // The pack first: an index left without it (the process killed here) is
   // ignored by every reader, and removed by the next pack merge.
-  // In a process that keeps spare files (serve) the pack and its index are
-  // kept to make spares of (spare_files::recycle); otherwise, or when
-  // enough are kept, they are deleted and their blocks freed on a helper
-  // thread (fd_io::close_later), not by the unlink or by libgit2 closing
-  // the pack.
+  // Its files are freed on a helper thread (fd_io::close_later), not by
+  // the unlink or by libgit2 closing the pack.
   void remove_pack(const std::string& base) {
     for (const char* ext : {".pack", ".idx", ".rev", ".keep"}) {
       const std::string file = base + ext;
-      if ((ext[1] == 'p' || ext[1] == 'i') && spare_files::recycle(pack_dir(), file)) continue;
       const int held = fd_io::hold_for_close_later(file);
       std::error_code ec;
       fs::remove(file, ec);

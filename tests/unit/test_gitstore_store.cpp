@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -1006,121 +1005,6 @@ TEST_CASE("a store keeping spare files writes its packs into them; a live proces
   CHECK(kept >= 2);  // all but the (one or two) this commit wrote into
   CHECK_FALSE(contains(read_file(path + "/gigafab.log"), mine));  // none taken for garbage
   CHECK(read_at_tip(store, "b.txt") == std::optional<std::string>("b\n"));
-  CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
-}
-
-TEST_CASE("a process keeping spare files recycles the files it deletes: one nobody has open becomes a spare, emptied; one still open or mapped keeps its bytes") {
-  TempDir tmp;
-  const std::string dir = tmp / "packs";
-  fs::create_directory(dir);
-  auto inode_of_path = [](const std::string& file) {
-    struct stat st {};
-    return ::stat(file.c_str(), &st) == 0 ? st.st_ino : ino_t{0};
-  };
-  auto write = [](const std::string& file, const std::string& content) {
-    std::ofstream(file) << content;
-    ::chmod(file.c_str(), 0444);  // like a pack
-  };
-  write(dir + "/free.pack", "bytes nobody reads any more");
-  write(dir + "/held.pack", "bytes a reader still maps");
-  const ino_t free_ino = inode_of_path(dir + "/free.pack");
-  const ino_t held_ino = inode_of_path(dir + "/held.pack");
-
-  // Only where this process keeps spares.
-  CHECK_FALSE(gitstore::spare_files::recycle(dir, dir + "/free.pack"));
-  CHECK(fs::exists(dir + "/free.pack"));
-
-  gitstore::spare_files::keep(dir, 2);
-  std::vector<gitstore::spare_files::Spare> taken;
-  auto take = [&] {
-    for (int i = 0; i < 500; ++i) {
-      if (auto spare = gitstore::spare_files::take(dir)) {
-        taken.push_back(*spare);
-        return *spare;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    FAIL("no spare made");
-    return gitstore::spare_files::Spare{-1, ""};
-  };
-  // The two made before anything was recycled.
-  take();
-  take();
-
-  // A reader maps the held file, then closes it: the mapping alone keeps it.
-  const int reader = ::open((dir + "/held.pack").c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(reader >= 0);
-  void* mapped = ::mmap(nullptr, 25, PROT_READ, MAP_SHARED, reader, 0);
-  REQUIRE(mapped != MAP_FAILED);
-  ::close(reader);
-
-  CHECK(gitstore::spare_files::recycle(dir, dir + "/held.pack"));
-  CHECK(gitstore::spare_files::recycle(dir, dir + "/free.pack"));
-  CHECK_FALSE(fs::exists(dir + "/held.pack"));
-  CHECK_FALSE(fs::exists(dir + "/free.pack"));
-  // Renamed to a live spare's name, so no cleanup takes them for garbage.
-  std::size_t kept = 0;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (e.path().filename().string().find("_r") == std::string::npos) continue;
-    CHECK(gitstore::spare_files::is_live_spare(name));
-    ++kept;
-  }
-  CHECK(kept == 2);
-
-  // The held one is the oldest: while mapped it is not reused, and new
-  // files are made instead.
-  for (int i = 0; i < 3; ++i) {
-    auto spare = take();
-    struct stat st {};
-    REQUIRE(::fstat(spare.fd, &st) == 0);
-    CHECK(st.st_ino != held_ino);
-    CHECK(st.st_ino != free_ino);
-  }
-  CHECK(std::string(static_cast<const char*>(mapped), 25) == "bytes a reader still maps");
-
-  // Unmapped, both are made spares again, emptied and writable.
-  ::munmap(mapped, 25);
-  std::vector<ino_t> reused;
-  for (int i = 0; i < 6 && reused.size() < 2; ++i) {
-    auto spare = take();
-    struct stat st {};
-    REQUIRE(::fstat(spare.fd, &st) == 0);
-    if (st.st_ino == held_ino || st.st_ino == free_ino) {
-      reused.push_back(st.st_ino);
-      CHECK(st.st_size == 0);
-      CHECK(::write(spare.fd, "new pack", 8) == 8);
-    }
-  }
-  std::sort(reused.begin(), reused.end());
-  std::vector<ino_t> both{held_ino, free_ino};
-  std::sort(both.begin(), both.end());
-  CHECK(reused == both);
-  for (const auto& spare : taken) {
-    ::close(spare.fd);
-    ::unlink(spare.path.c_str());
-  }
-}
-
-TEST_CASE("a store keeping spare files writes the packs its merges took in over again; the store stays whole") {
-  TempDir tmp;
-  std::string path = tmp / "store";
-  gitstore::Store store = init_store(path);
-  store.keep_spare_files();
-  const std::string pack_dir = path + "/objects/pack";
-  const std::string recycled = "tmp_gigafab_spare_" + std::to_string(::getpid()) + "_r";
-  std::size_t most_recycled = 0;
-  for (int i = 0; i < 60; ++i) {
-    commit_ok(store, put("jobs/" + std::to_string(i % 5) + ".txt", "rev " + std::to_string(i) + "\n"));
-    std::size_t now = 0;
-    for (const auto& e : fs::directory_iterator(pack_dir)) now += e.path().filename().string().rfind(recycled, 0) == 0;
-    most_recycled = std::max(most_recycled, now);
-  }
-  CHECK(most_recycled > 0);  // merges ran, and kept what they took in
-  for (int j = 0; j < 5; ++j) {
-    CHECK(read_at_tip(store, "jobs/" + std::to_string(j) + ".txt") == "rev " + std::to_string(55 + j) + "\n");
-  }
-  CHECK_FALSE(contains(read_file(path + "/gigafab.log"), recycled));  // none taken for garbage
   CHECK(git_out(path, "fsck --strict --no-dangling 2>&1; echo rc=$?").find("rc=0") != std::string::npos);
 }
 
