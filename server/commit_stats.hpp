@@ -1,8 +1,9 @@
 // What serve's group commits cost, for /metrics: how many commits and the
 // operations they carried, and histograms of a batch's time (from taking the
 // fleet to its commit published), of its build alone (operations and objects
-// in memory, the part under the fleet's lock) and of the publish alone (objects written,
-// ref moved: a durable store's syncs). Safe from any thread.
+// in memory, the part under the fleet's lock) and of the publish alone
+// (objects written, ref moved: a durable store's syncs). Safe from any
+// thread.
 #pragma once
 
 #include <array>
