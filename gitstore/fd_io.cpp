@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <latch>
@@ -26,14 +27,21 @@ class Syncer {
     return *syncer;
   }
 
-  void post(int fd, bool* ok, std::latch* done) {
-    std::lock_guard lock(m_mutex);
-    m_tasks.push_back({fd, ok, done});
-    if (m_waiting < m_tasks.size()) {
-      std::thread([this] { loop(); }).detach();
-    } else {
-      m_cv.notify_one();
+  // Every fd of `fds` at once, under one lock, the threads woken after it
+  // is released: posted one by one, the first thread woken took the lock
+  // while the caller posted the next, and the caller waited for it (about
+  // 0.3 ms before its own fsync began).
+  void post(std::span<const int> fds, bool* ok, std::latch* done) {
+    std::size_t wake = 0;
+    {
+      std::lock_guard lock(m_mutex);
+      for (std::size_t i = 0; i < fds.size(); ++i) m_tasks.push_back({fds[i], &ok[i], done});
+      const std::size_t idle = m_waiting > m_woken ? m_waiting - m_woken : 0;
+      wake = std::min(idle, fds.size());
+      m_woken += wake;
+      for (std::size_t i = wake; i < fds.size(); ++i) std::thread([this] { loop(); }).detach();
     }
+    for (std::size_t i = 0; i < wake; ++i) m_cv.notify_one();
   }
 
  private:
@@ -51,6 +59,7 @@ class Syncer {
         ++m_waiting;
         m_cv.wait(lock, [&] { return !m_tasks.empty(); });
         --m_waiting;
+        if (m_woken > 0) --m_woken;
       }
       Task task = m_tasks.front();
       m_tasks.pop_front();
@@ -64,7 +73,8 @@ class Syncer {
   std::mutex m_mutex;
   std::condition_variable m_cv;
   std::deque<Task> m_tasks;
-  std::size_t m_waiting = 0;  // threads waiting for a task (some perhaps woken for one already)
+  std::size_t m_waiting = 0;  // threads waiting for a task
+  std::size_t m_woken = 0;    // of them, those notified and not yet running
 };
 
 // The thread behind close_later: one, started at the first file, never
@@ -139,7 +149,7 @@ bool fsync_together(std::span<const int> fds) {
   if (fds.size() == 1) return ::fsync(fds[0]) == 0;
   std::unique_ptr<bool[]> ok(new bool[fds.size()]());
   std::latch done(static_cast<std::ptrdiff_t>(fds.size() - 1));
-  for (std::size_t i = 1; i < fds.size(); ++i) Syncer::instance().post(fds[i], &ok[i], &done);
+  Syncer::instance().post(fds.subspan(1), &ok[1], &done);
   ok[0] = ::fsync(fds[0]) == 0;
   done.wait();
   for (std::size_t i = 0; i < fds.size(); ++i) {

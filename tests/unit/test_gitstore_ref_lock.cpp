@@ -7,11 +7,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gitstore/fd_io.hpp"
 #include "gitstore/ref_lock.hpp"
@@ -161,6 +164,18 @@ TEST_CASE("fsync_together syncs every file, and fails when one of them cannot be
   for (int round = 0; round < 50; ++round) {  // the helper threads are reused
     CHECK(gitstore::fd_io::fsync_together(std::span<const int>(fds, 1 + round % 4)));
   }
+  // Callers on several threads at once share the helpers: every call returns.
+  std::atomic<int> synced{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 6; ++t) {
+    callers.emplace_back([&, t] {
+      for (int round = 0; round < 30; ++round) {
+        if (gitstore::fd_io::fsync_together(std::span<const int>(fds, 2 + (round + t) % 3))) ++synced;
+      }
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  CHECK(synced.load() == 6 * 30);
   const int with_bad[] = {fds[0], -1, fds[2]};
   CHECK_FALSE(gitstore::fd_io::fsync_together(with_bad));
   const int bad_first[] = {-1, fds[1]};
