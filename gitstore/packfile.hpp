@@ -2,8 +2,9 @@
 // commit and every pack consolidation of a store needs, at a fraction of the
 // cost. The builder searches for deltas and the indexer inflates everything
 // again to index it; a commit's few new objects gain nothing from deltas, and
-// merging packs needs no recompression at all. `gigafab gc` still repacks
-// with the builder (deltas, smallest size).
+// merging packs needs no recompression: only the trees a merge's commits
+// wrote again get deltas, against their path's previous version.
+// `gigafab gc` still repacks with git (deltas searched, smallest size).
 //
 // Format: git's pack v2 and pack index v2 (Documentation/gitformat-pack.txt).
 // Both files are written to temporary names (tmp_gigafab_*), fsynced when
@@ -36,17 +37,30 @@ core::Result<void> write(const std::string& pack_dir, const std::vector<Object>&
                          int sync_alongside = -1);
 
 // One pack holding every object of the packs `bases` (paths without
-// ".pack"/".idx"), their entries copied byte for byte (offset deltas stay
-// valid: each pack's entries keep their order and distances), with a new
-// index. The old packs are left for the caller to remove. An object in more
-// than one of them is kept once (from the pack with deltas, a gc's, if one
-// holds it, else from the largest pack), which needs the others' entries
-// copied one by one; usage error (nothing written) when two packs with deltas
-// share an object, or a pack to copy entry by entry is larger than 64 MiB.
-core::Result<void> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable);
+// ".pack"/".idx"), with a new index. The old packs are left for the caller
+// to remove. The largest pack goes first, copied byte for byte (offset
+// deltas stay valid: its entries keep their order and distances), and so
+// does any pack over 1 MiB. The others (a commit's, about 55 KB) are
+// rewritten entry by entry: each tree that a commit of the pack reaches
+// becomes a delta against the version of the same path written before it in
+// this merge, when that is much smaller (a commit rewrites trees of
+// hundreds of entries to change a few; stored whole, every merge copied
+// them again). An object in more than one pack is kept in the first that
+// holds it and left out of the others, whose offset deltas are measured
+// again; usage error (nothing written) when an object would be left out of
+// a pack larger than 64 MiB. Returns the new pack's path without
+// ".pack"/".idx": one of `bases` when its objects are all the others' too
+// (the same objects in the same order make the same pack).
+core::Result<std::string> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable);
+
+// A git delta (Documentation/gitformat-pack.txt) that turns the tree `base`
+// into the tree `target`: the target's entries found whole in the base are
+// copied from it, the others inserted. Empty when the trees are not well
+// formed or the delta would not be under half the target's size.
+std::string tree_delta(std::string_view base, std::string_view target);
 
 // Whether the pack `base` (path without ".pack"/".idx") holds a delta: a
-// gc's does, ours never (one byte read per entry).
+// gc's and a merge's may, a commit's never (one byte read per entry).
 core::Result<bool> has_deltas(const std::string& base);
 
 }  // namespace gigafab::gitstore::packfile

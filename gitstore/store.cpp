@@ -885,6 +885,13 @@ struct Store::Impl {
 
   // Complete packs in objects/pack with their sizes, smallest first. A pack
   // is complete once its index is there: writers rename the index in last.
+  // The size weighs both what a merge's work grows with: the bytes it
+  // copies, and the objects (their ids sorted, an index written: about as
+  // much as 100 bytes copied each, 28 bytes of index). A merged pack's trees
+  // are deltas, a small share of the bytes a commit's pack wrote for them:
+  // sized by its bytes alone, the merges took in the large merged packs
+  // again every few commits; by its objects alone, the large packs written
+  // before deltas.
   // With `garbage`: also the files a killed writer can leave (an index
   // without its pack, a pack without its index, a temporary file); only
   // garbage when no pack is being written.
@@ -897,9 +904,10 @@ struct Store::Impl {
       std::string base = file.substr(0, file.size() - ext.size());
       std::error_code other_ec;
       if (ext == ".idx") {
-        auto size = fs::file_size(base + ".pack", other_ec);
+        const auto bytes = fs::file_size(base + ".pack", other_ec);
+        const auto index = other_ec ? 0 : entry.file_size(other_ec);
         if (!other_ec) {
-          out.emplace_back(size, base);
+          out.emplace_back(bytes + 4 * index, base);
         } else if (garbage) {
           garbage->push_back(file);
         }
@@ -934,8 +942,10 @@ struct Store::Impl {
   // few commits rather than after each one: every merge creates two files and
   // deletes more, and on ext4 without a journal each file created within a
   // minute of many deletions costs about 0.35 ms instead of 0.02 ms (the
-  // allocator skips recently deleted inodes). Entries are copied byte for byte (no
-  // recompression), so a merge costs about a copy of what it takes in. A merge
+  // allocator skips recently deleted inodes). Entries are copied byte for
+  // byte (no recompression; the trees of commits' packs become deltas, see
+  // packfile::concatenate), so a merge costs about a copy of what it takes
+  // in. A merge
   // never takes in every pack: that would copy the whole store inside one
   // write; the background gc (request_background_gc) repacks it with deltas
   // instead, outside the writer lock. Skipped while a gc runs (it is about to
@@ -1059,9 +1069,9 @@ struct Store::Impl {
   }
 
   // Merges the `count` first of `all` into one pack; false when not all of
-  // them: two packs with deltas (gcs') share an object, which the merge
-  // cannot leave out of either (see packfile::concatenate) and only a gc
-  // sorts out. Then ours among them, which have no deltas, merge alone:
+  // them: an object in two packs over 64 MiB (two gcs' packs), which the
+  // merge cannot leave out of the second (see packfile::concatenate) and
+  // only a gc sorts out. Then the others merge without the large ones:
   // behind a recent gc, when none may start, refusing them all let the
   // packs pile up (140 after 150 commits in a store test).
   Result<bool> merge_packs(const std::vector<std::pair<std::uintmax_t, std::string>>& all, std::size_t count,
@@ -1072,15 +1082,13 @@ struct Store::Impl {
     bool whole = true;
     if (!merged && merged.error().code == ErrorCode::usage) {
       whole = false;
-      std::vector<std::string> ours;
-      for (const auto& base : bases) {
-        auto deltas = packfile::has_deltas(base);
-        if (!deltas) return deltas.error();
-        if (!*deltas) ours.push_back(base);
-      }
-      if (ours.size() < 2) return false;
-      bases = std::move(ours);
+      std::erase_if(bases, [](const std::string& base) {
+        std::error_code ec;
+        return fs::file_size(base + ".pack", ec) > (std::uintmax_t{64} << 20) || ec;
+      });
+      if (bases.size() < 2) return false;
       merged = packfile::concatenate(pack_dir(), bases, fsync);
+      if (!merged && merged.error().code == ErrorCode::usage) return false;
     }
     if (!merged) return merged.error();
     // The merged packs go and the object database loads the new one. Aside,
@@ -1091,7 +1099,9 @@ struct Store::Impl {
     // request up for a publish (5 ms) every sixth commit under load.
     Result<void> refreshed{};
     auto swap = [&] {
-      for (const auto& base : bases) remove_pack(base);
+      for (const auto& base : bases) {
+        if (base != *merged) remove_pack(base);
+      }
       refreshed = refresh_odb();
     };
     if (aside) {
