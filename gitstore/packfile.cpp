@@ -472,14 +472,6 @@ constexpr std::uint64_t k_max_rewritten = 64u << 20;
 // one applies every delta of its chain to the chain's whole tree.
 constexpr int k_max_delta_depth = 16;
 
-// The last version of each tree (by its path from its commit's root) written
-// into the merged pack: its content and where it is.
-struct TreeVersion {
-  std::string content;
-  std::uint64_t offset = 0;
-  int depth = 0;
-};
-using TreeVersions = std::unordered_map<std::string, TreeVersion>;
 
 // Where the copy kept of an object left out of a pack is: which pack, and
 // which entry of its index.
@@ -693,8 +685,8 @@ struct Output {
         continue;
       }
       std::string delta;
-      auto last = versions.find(*paths[k]);
-      if (last != versions.end() && last->second.depth < k_max_delta_depth) {
+      auto last = versions.versions.find(*paths[k]);
+      if (last != versions.versions.end() && last->second.depth < k_max_delta_depth) {
         delta = tree_delta(last->second.content, contents[k]);
       }
       const int depth = delta.empty() ? 0 : last->second.depth + 1;
@@ -706,7 +698,7 @@ struct Output {
         auto ok = emit_delta(delta, entry, last->second.offset);
         if (!ok) return ok;
       }
-      TreeVersion& version = versions[*paths[k]];
+      TreeVersion& version = versions.versions[*paths[k]];
       version.content = std::move(contents[k]);
       version.offset = here[item.index];
       version.depth = depth;
@@ -833,7 +825,41 @@ Duplicates find_duplicates(const std::vector<Source>& sources) {
 
 }  // namespace
 
-Result<std::string> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable) {
+namespace {
+
+// The versions `carried` from the merge that wrote `first`, when its
+// entries are where they were (copied whole, first): the later packs' trees
+// become deltas against them too.
+void take_carried(const Source& first, const std::vector<std::uint64_t>& moved, TreeVersions& carried,
+                  TreeVersions& versions) {
+  for (std::size_t i = 0; i < first.entries.size(); ++i) {
+    if (moved[i] != first.entries[i].offset) return;
+  }
+  for (auto& [path, version] : carried.versions) versions.versions.try_emplace(path, std::move(version));
+}
+
+// What the next merge may take: the versions of the larger trees (a small
+// tree gains little from a delta), and none when they are many.
+void keep_for_next(TreeVersions&& versions, TreeVersions& carried) {
+  constexpr std::size_t k_min_tree = 1024;
+  constexpr std::size_t k_max_bytes = 16u << 20;
+  carried.versions.clear();
+  std::size_t bytes = 0;
+  for (auto& [path, version] : versions.versions) {
+    if (version.content.size() < k_min_tree) continue;
+    bytes += version.content.size() + path.size();
+    if (bytes > k_max_bytes) {
+      carried.versions.clear();
+      return;
+    }
+    carried.versions.emplace(path, std::move(version));
+  }
+}
+
+}  // namespace
+
+Result<std::string> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable,
+                                TreeVersions* carried) {
   // Every index (ids, CRCs and offsets), the largest pack first: it keeps
   // every object it shares with the others, and goes out byte for byte.
   std::vector<Source> sources;
@@ -855,7 +881,11 @@ Result<std::string> concatenate(const std::string& pack_dir, const std::vector<s
   put32(header, 2);
   put32(header, static_cast<std::uint32_t>(total));
   if (!out.emit(header.data(), header.size())) return make_error(ErrorCode::error, "cannot write a pack");
+  // The versions a merge before left, when the pack it wrote goes first and
+  // whole (its entries where they were): the commits' trees become deltas
+  // against the versions in it, not only against each other.
   TreeVersions versions;
+  const bool carry = carried && !sources.empty() && carried->pack == sources.front().base;
   NewOffsets moved(sources.size());
   for (std::size_t s = 0; s < sources.size(); ++s) {
     Source& source = sources[s];
@@ -873,16 +903,23 @@ Result<std::string> concatenate(const std::string& pack_dir, const std::vector<s
     const bool drops = std::any_of(left_out.begin(), left_out.end(), [](const auto& kept) { return kept.has_value(); });
     if (!drops && body > k_max_rewritten_small) {
       if (auto ok = out.copy_whole(in.get(), body, source.entries, pack_path, moved[s]); !ok) return ok.error();
+      if (s == 0 && carry) take_carried(sources.front(), moved.front(), *carried, versions);
       continue;
     }
     if (body > k_max_rewritten) return make_error(ErrorCode::usage, "an object is in two packs, one of them large");
     auto ok = out.rewrite(in.get(), body, source.entries, left_out, moved, s, versions, pack_path);
     if (!ok) return ok.error();
+    if (s == 0 && carry) take_carried(sources.front(), moved.front(), *carried, versions);
   }
   if (!out.flush()) return make_error(ErrorCode::error, "cannot write a pack");
   std::string pack_sum = out.sum.finish();
   if (!pack.write(pack_sum.data(), pack_sum.size())) return make_error(ErrorCode::error, "cannot write a pack");
-  return publish(pack_dir, pack, pack_sum, out.entries, durable, -1);
+  auto published = publish(pack_dir, pack, pack_sum, out.entries, durable, -1);
+  if (carried) {
+    keep_for_next(std::move(versions), *carried);
+    carried->pack = published ? *published : std::string();
+  }
+  return published;
 }
 
 }  // namespace gigafab::gitstore::packfile

@@ -15,8 +15,10 @@
 
 #include <git2.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/error.hpp"
@@ -51,7 +53,22 @@ core::Result<void> write(const std::string& pack_dir, const std::vector<Object>&
 // a pack larger than 64 MiB. Returns the new pack's path without
 // ".pack"/".idx": one of `bases` when its objects are all the others' too
 // (the same objects in the same order make the same pack).
-core::Result<std::string> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable);
+//
+// `carried`: the versions of trees a merge of this process wrote last (kept
+// by the caller from one merge to the next): when that merge's pack goes
+// first (the largest), the commits' trees become deltas against them too,
+// not only against each other; replaced with this merge's.
+struct TreeVersion {
+  std::string content;
+  std::uint64_t offset = 0;  // in the pack
+  int depth = 0;             // deltas to apply to read it
+};
+struct TreeVersions {
+  std::string pack;  // the pack they are in (path without ".pack"/".idx")
+  std::unordered_map<std::string, TreeVersion> versions;  // by the tree's path from its commit's root
+};
+core::Result<std::string> concatenate(const std::string& pack_dir, const std::vector<std::string>& bases, bool durable,
+                                      TreeVersions* carried = nullptr);
 
 // A git delta (Documentation/gitformat-pack.txt) that turns the tree `base`
 // into the tree `target`: the target's entries found whole in the base are

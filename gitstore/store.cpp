@@ -971,6 +971,9 @@ struct Store::Impl {
   // does.
   using WithHandle = Store::WithHandle;
   std::mutex merge_mutex;
+  // The trees the last merge wrote, for the next one's deltas (under
+  // merge_mutex).
+  packfile::TreeVersions merge_versions;
 
   // With groups in flight (pipelined group commit) a merge runs all the
   // same: the writer lock keeps their publishers out meanwhile (or, aside,
@@ -1078,7 +1081,7 @@ struct Store::Impl {
                            const WithHandle* aside) {
     std::vector<std::string> bases;
     for (std::size_t i = 0; i < count; ++i) bases.push_back(all[i].second);
-    auto merged = packfile::concatenate(pack_dir(), bases, fsync);
+    auto merged = packfile::concatenate(pack_dir(), bases, fsync, &merge_versions);
     bool whole = true;
     if (!merged && merged.error().code == ErrorCode::usage) {
       whole = false;
@@ -1087,7 +1090,7 @@ struct Store::Impl {
         return fs::file_size(base + ".pack", ec) > (std::uintmax_t{64} << 20) || ec;
       });
       if (bases.size() < 2) return false;
-      merged = packfile::concatenate(pack_dir(), bases, fsync);
+      merged = packfile::concatenate(pack_dir(), bases, fsync, &merge_versions);
       if (!merged && merged.error().code == ErrorCode::usage) return false;
     }
     if (!merged) return merged.error();

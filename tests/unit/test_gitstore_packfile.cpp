@@ -419,3 +419,36 @@ TEST_CASE("a tree delta is left out when it would save little, or a tree is not 
   CHECK_FALSE(delta.empty());
   CHECK(delta.size() < 64);  // two copies around one inserted entry
 }
+
+TEST_CASE("a merge's trees become deltas against the versions the merge before wrote, when its pack goes first") {
+  std::uintmax_t grew[2] = {0, 0};
+  for (const bool carry : {false, true}) {
+    CAPTURE(carry);
+    ScratchRepo scratch;
+    const std::string& repo = scratch.repo;
+    const std::string& dir = scratch.dir;
+    History history;
+    history.commit(dir, 0, true);
+    for (int n = 1; n <= 5; ++n) history.commit(dir, n, false);
+    gitstore::packfile::TreeVersions versions;
+    auto merged = gitstore::packfile::concatenate(dir, pack_bases(dir), false, carry ? &versions : nullptr);
+    REQUIRE(merged.ok());
+    for (const auto& base : pack_bases(dir)) {
+      if (base != *merged) fs::remove(base + ".pack"), fs::remove(base + ".idx");
+    }
+    CHECK(versions.pack == (carry ? *merged : std::string()));
+    const std::uintmax_t before = fs::file_size(*merged + ".pack");
+    for (int n = 6; n <= 10; ++n) history.commit(dir, n, false);
+    const auto bases = pack_bases(dir);
+    REQUIRE(bases.size() == 6);
+    auto again = gitstore::packfile::concatenate(dir, bases, false, carry ? &versions : nullptr);
+    REQUIRE(again.ok());
+    for (const auto& base : bases) fs::remove(base + ".pack"), fs::remove(base + ".idx");
+    grew[carry ? 1 : 0] = fs::file_size(*again + ".pack") - before;
+    sh("git --git-dir " + repo + " update-ref refs/heads/main " + history.tip + " && git --git-dir " + repo +
+       " symbolic-ref HEAD refs/heads/main");
+    CHECK(sh("git --git-dir " + repo + " fsck --full --strict 2>&1; echo rc=$?") == "rc=0");
+  }
+  // Without: the first of the five new jobs trees is whole (8 KB), the others deltas.
+  CHECK(grew[1] * 2 < grew[0]);
+}
