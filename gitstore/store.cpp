@@ -1063,7 +1063,10 @@ struct Store::Impl {
       struct stat st {};
       if (::stat((pack.second + ".pack").c_str(), &st) == 0 && after(st.st_mtim, lock_st.st_mtim)) fresh.push_back(pack);
     }
-    if (fresh.size() < 3) return {};
+    // As many as a merge leaves on its own: merged once past four, the
+    // newest commit's pack went with the smallest merged one after every
+    // commit (a copy of a megabyte or more each time).
+    if (fresh.size() <= k_max_packs) return {};
     std::size_t count = std::min(packs_to_merge(fresh), fresh.size() - 1);
     if (count < 2) return {};
     auto merged = merge_packs(fresh, count, nullptr);

@@ -25,6 +25,7 @@
 #include <iterator>
 #include <mutex>
 #include <sstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1157,14 +1158,27 @@ TEST_CASE("while a gc runs, merges take in only the packs written since it start
   REQUIRE(::futimens(gc_fd, nullptr) == 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   gitstore::set_background_gc([&](const std::string&) { FAIL("a gc is running"); });
-  std::size_t most_packs = 0;
+  auto pack_names = [&] {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(path + "/objects/pack")) {
+      if (e.path().extension() == ".pack") names.insert(e.path().filename().string());
+    }
+    return names;
+  };
+  std::size_t most_packs = 0, merges = 0;
+  std::set<std::string> packs = pack_names();
   for (int i = 0; i < 120; ++i) {
     commit_ok(store, put("new/" + std::to_string(i) + ".txt", "new " + std::to_string(i * 7919) + "\n"));
-    most_packs = std::max(most_packs, count_packs(path));
+    const std::set<std::string> now = pack_names();
+    if (!std::includes(now.begin(), now.end(), packs.begin(), packs.end())) ++merges;  // a pack went
+    packs = now;
+    most_packs = std::max(most_packs, now.size());
     for (const auto& pack : before) REQUIRE(fs::exists(pack));  // never under the gc's feet
   }
   gitstore::set_background_gc(nullptr);
   CHECK(most_packs <= before.size() + 9);
+  // A merge every few commits, not after each one (each took in a merged pack again).
+  CHECK(merges <= 120 / 4);
   // A temporary file of the gc's git is not garbage while it runs.
   std::ofstream(path + "/objects/pack/tmp_pack_abcdef") << "being written";
   commit_ok(store, put("new/last.txt", "last\n"));
