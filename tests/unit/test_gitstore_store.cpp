@@ -1384,7 +1384,8 @@ TEST_CASE("group commit with deferred maintenance: packs pile up until maintain(
 
 namespace {
 
-// Object ids that are in more than one pack of the store (a merge refuses such packs).
+// Object ids that are in more than one pack of the store: a handle that
+// loaded a merge's pack finds the objects it holds and writes no copies.
 std::string duplicated_objects(const std::string& path) {
   RunResult r = run("cd '" + path + "' && for f in objects/pack/*.idx; do git show-index < \"$f\" || exit 1; done | " +
                     "awk '{print $2}' | sort | uniq -d | wc -l");
