@@ -39,6 +39,20 @@ std::vector<std::string> pack_bases(const std::string& dir) {
   return out;
 }
 
+// Merges the packs `bases` and removes them, as a store's merge does; the
+// merged pack's path (without ".pack"/".idx").
+std::string merge_and_remove(const std::string& dir, const std::vector<std::string>& bases, bool durable,
+                             gitstore::packfile::TreeVersions* carried = nullptr) {
+  auto merged = gitstore::packfile::concatenate(dir, bases, durable, carried);
+  REQUIRE_MESSAGE(merged.ok(), merged.error().message);
+  for (const auto& base : bases) {
+    if (base == *merged) continue;  // all its objects were the others' too: the same pack
+    fs::remove(base + ".pack");
+    fs::remove(base + ".idx");
+  }
+  return *merged;
+}
+
 // A bare repository in a temporary directory, with libgit2 initialised, for
 // one test; removed when it goes.
 struct ScratchRepo {
@@ -72,11 +86,7 @@ TEST_CASE("packs that share an object merge into one pack holding each object on
   auto bases = pack_bases(dir);
   REQUIRE(bases.size() == 2);
 
-  REQUIRE(gitstore::packfile::concatenate(dir, bases, false).ok());
-  for (const auto& base : bases) {
-    fs::remove(base + ".pack");
-    fs::remove(base + ".idx");
-  }
+  merge_and_remove(dir, bases, false);
   auto merged = pack_bases(dir);
   REQUIRE(merged.size() == 1);
   std::string verify = sh("git verify-pack -v " + merged.front() + ".idx");
@@ -141,11 +151,7 @@ TEST_CASE("packs larger than a merge's read buffer merge byte for byte, with sma
   std::uintmax_t total = 0;
   for (const auto& base : bases) total += fs::file_size(base + ".pack") - 12 - 20;
 
-  REQUIRE(gitstore::packfile::concatenate(dir, bases, true).ok());
-  for (const auto& base : bases) {
-    fs::remove(base + ".pack");
-    fs::remove(base + ".idx");
-  }
+  merge_and_remove(dir, bases, true);
   auto merged = pack_bases(dir);
   REQUIRE(merged.size() == 1);
   CHECK(fs::file_size(merged.front() + ".pack") == total + 12 + 20);
@@ -206,12 +212,7 @@ TEST_CASE("a pack with deltas and one of ours that share an object merge, the co
     const std::string ours = bases.front() == gc_pack.front() ? bases.back() : bases.front();
     bases = ours_first ? std::vector<std::string>{ours, gc_pack.front()} : std::vector<std::string>{gc_pack.front(), ours};
 
-    auto merged = gitstore::packfile::concatenate(dir, bases, false);
-    REQUIRE_MESSAGE(merged.ok(), merged.error().message);
-    for (const auto& base : bases) {
-      fs::remove(base + ".pack");
-      fs::remove(base + ".idx");
-    }
+    merge_and_remove(dir, bases, false);
     auto after = pack_bases(dir);
     REQUIRE(after.size() == 1);
     std::string verify = sh("git verify-pack -v " + after.front() + ".idx");
@@ -245,15 +246,10 @@ TEST_CASE("two packs with deltas that share objects merge, each object once, eve
   const std::string smaller = first_larger ? bases[1] : bases[0];
   REQUIRE(sh("git verify-pack -v " + smaller + ".idx").find("chain length = 1: 1 object") != std::string::npos);
 
-  auto merged = gitstore::packfile::concatenate(dir, bases, false);
-  REQUIRE_MESSAGE(merged.ok(), merged.error().message);
-  for (const auto& base : bases) {
-    fs::remove(base + ".pack");
-    fs::remove(base + ".idx");
-  }
+  const std::string merged = merge_and_remove(dir, bases, false);
   auto after = pack_bases(dir);
   REQUIRE(after.size() == 1);
-  CHECK(after.front() == *merged);
+  CHECK(after.front() == merged);
   const std::string verify = sh("git verify-pack -v " + after.front() + ".idx");  // checks every object's id
   CHECK(verify.find("chain length = 1: 1 object") != std::string::npos);
   CHECK(sh("git show-index <" + after.front() + ".idx | wc -l") == "4");
@@ -351,11 +347,7 @@ TEST_CASE("a merge writes each version of a tree as a delta against the last one
   std::uintmax_t before = 0;
   for (const auto& base : bases) before += fs::file_size(base + ".pack");
 
-  REQUIRE(gitstore::packfile::concatenate(dir, bases, false).ok());
-  for (const auto& base : bases) {
-    fs::remove(base + ".pack");
-    fs::remove(base + ".idx");
-  }
+  merge_and_remove(dir, bases, false);
   auto merged = pack_bases(dir);
   REQUIRE(merged.size() == 1);
   auto deltas = gitstore::packfile::has_deltas(merged.front());
@@ -389,11 +381,7 @@ TEST_CASE("a merge writes each version of a tree as a delta against the last one
   for (int n = 41; n <= 45; ++n) history.commit(dir, n, false);
   bases = pack_bases(dir);
   REQUIRE(bases.size() == 6);
-  REQUIRE(gitstore::packfile::concatenate(dir, bases, false).ok());
-  for (const auto& base : bases) {
-    fs::remove(base + ".pack");
-    fs::remove(base + ".idx");
-  }
+  merge_and_remove(dir, bases, false);
   REQUIRE(pack_bases(dir).size() == 1);
   sh("git --git-dir " + repo + " update-ref refs/heads/main " + history.tip);
   CHECK(sh("git --git-dir " + repo + " fsck --full --strict 2>&1; echo rc=$?") == "rc=0");
@@ -431,20 +419,14 @@ TEST_CASE("a merge's trees become deltas against the versions the merge before w
     history.commit(dir, 0, true);
     for (int n = 1; n <= 5; ++n) history.commit(dir, n, false);
     gitstore::packfile::TreeVersions versions;
-    auto merged = gitstore::packfile::concatenate(dir, pack_bases(dir), false, carry ? &versions : nullptr);
-    REQUIRE(merged.ok());
-    for (const auto& base : pack_bases(dir)) {
-      if (base != *merged) fs::remove(base + ".pack"), fs::remove(base + ".idx");
-    }
-    CHECK(versions.pack == (carry ? *merged : std::string()));
-    const std::uintmax_t before = fs::file_size(*merged + ".pack");
+    const std::string merged = merge_and_remove(dir, pack_bases(dir), false, carry ? &versions : nullptr);
+    CHECK(versions.pack == (carry ? merged : std::string()));
+    const std::uintmax_t before = fs::file_size(merged + ".pack");
     for (int n = 6; n <= 10; ++n) history.commit(dir, n, false);
     const auto bases = pack_bases(dir);
     REQUIRE(bases.size() == 6);
-    auto again = gitstore::packfile::concatenate(dir, bases, false, carry ? &versions : nullptr);
-    REQUIRE(again.ok());
-    for (const auto& base : bases) fs::remove(base + ".pack"), fs::remove(base + ".idx");
-    grew[carry ? 1 : 0] = fs::file_size(*again + ".pack") - before;
+    const std::string again = merge_and_remove(dir, bases, false, carry ? &versions : nullptr);
+    grew[carry ? 1 : 0] = fs::file_size(again + ".pack") - before;
     sh("git --git-dir " + repo + " update-ref refs/heads/main " + history.tip + " && git --git-dir " + repo +
        " symbolic-ref HEAD refs/heads/main");
     CHECK(sh("git --git-dir " + repo + " fsck --full --strict 2>&1; echo rc=$?") == "rc=0");
