@@ -472,7 +472,6 @@ constexpr std::uint64_t k_max_rewritten = 64u << 20;
 // one applies every delta of its chain to the chain's whole tree.
 constexpr int k_max_delta_depth = 16;
 
-
 // Where the copy kept of an object left out of a pack is: which pack, and
 // which entry of its index.
 struct Kept {
