@@ -434,32 +434,6 @@ Result<std::vector<Entry>> read_index(const std::string& base) {
   return entries;
 }
 
-// Whether any of `entries` (a pack's, from its index) is a delta: one byte
-// read at each, its type.
-Result<bool> has_deltas(const std::string& pack_path, const std::vector<Entry>& entries) {
-  Fd in(::open(pack_path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (in.get() < 0) return make_error(ErrorCode::error, "cannot read pack " + pack_path);
-  for (const Entry& e : entries) {
-    unsigned char first = 0;
-    if (::pread(in.get(), &first, 1, static_cast<off_t>(e.offset)) != 1) {
-      return make_error(ErrorCode::error, "cannot read pack " + pack_path);
-    }
-    const int type = (first >> 4) & 7;
-    if (type == 6 || type == 7) return true;  // offset or reference delta
-  }
-  return false;
-}
-
-}  // namespace
-
-Result<bool> has_deltas(const std::string& base) {
-  auto entries = read_index(base);
-  if (!entries) return entries.error();
-  return has_deltas(base + ".pack", *entries);
-}
-
-namespace {
-
 // A pack's entries are rewritten one by one (rather than copied whole) when
 // it is no larger than this and has no deltas: a commit's pack, about 55
 // KB, most of it trees that the next commits write again with a few
@@ -761,10 +735,6 @@ struct Output {
   }
 };
 
-}  // namespace
-
-namespace {
-
 struct Source {
   std::string base;
   std::vector<Entry> entries;
@@ -822,10 +792,6 @@ Duplicates find_duplicates(const std::vector<Source>& sources) {
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 // The versions `carried` from the merge that wrote `first`, when its
 // entries are where they were (copied whole, first): the later packs' trees
 // become deltas against them too.
@@ -872,6 +838,7 @@ Result<std::string> concatenate(const std::string& pack_dir, const std::vector<s
   std::stable_sort(sources.begin(), sources.end(), [](const Source& a, const Source& b) { return a.bytes > b.bytes; });
   const Duplicates duplicates = find_duplicates(sources);
   const std::uint64_t total = duplicates.kept;
+  if (total > 0xffffffffu) return make_error(ErrorCode::error, "too many objects to merge into one pack");
   TempFile pack(pack_dir);
   if (!pack.ok()) return make_error(ErrorCode::error, "cannot create a pack in " + pack_dir);
   Output out{pack};
@@ -890,23 +857,17 @@ Result<std::string> concatenate(const std::string& pack_dir, const std::vector<s
     Source& source = sources[s];
     const std::string pack_path = source.base + ".pack";
     Fd in(::open(pack_path.c_str(), O_RDONLY | O_CLOEXEC));
-    struct stat st {};
-    if (in.get() < 0 || ::fstat(in.get(), &st) != 0 || st.st_size < 32) {
-      return make_error(ErrorCode::error, "cannot read pack " + pack_path);
-    }
-    const std::uint64_t body = static_cast<std::uint64_t>(st.st_size) - 12 - 20;  // between the header and the checksum
+    if (in.get() < 0 || source.bytes < 32) return make_error(ErrorCode::error, "cannot read pack " + pack_path);
+    const std::uint64_t body = source.bytes - 12 - 20;  // between the header and the checksum
     for (const Entry& e : source.entries) {
       if (e.offset < 12 || e.offset >= 12 + body) return make_error(ErrorCode::error, "corrupt pack index " + source.base + ".idx");
     }
     const auto& left_out = duplicates.left_out[s];
     const bool drops = std::any_of(left_out.begin(), left_out.end(), [](const auto& kept) { return kept.has_value(); });
-    if (!drops && body > k_max_rewritten_small) {
-      if (auto ok = out.copy_whole(in.get(), body, source.entries, pack_path, moved[s]); !ok) return ok.error();
-      if (s == 0 && carry) take_carried(sources.front(), moved.front(), *carried, versions);
-      continue;
-    }
-    if (body > k_max_rewritten) return make_error(ErrorCode::usage, "an object is in two packs, one of them large");
-    auto ok = out.rewrite(in.get(), body, source.entries, left_out, moved, s, versions, pack_path);
+    if (drops && body > k_max_rewritten) return make_error(ErrorCode::usage, "an object is in two packs, one of them large");
+    auto ok = !drops && body > k_max_rewritten_small
+                  ? out.copy_whole(in.get(), body, source.entries, pack_path, moved[s])
+                  : out.rewrite(in.get(), body, source.entries, left_out, moved, s, versions, pack_path);
     if (!ok) return ok.error();
     if (s == 0 && carry) take_carried(sources.front(), moved.front(), *carried, versions);
   }

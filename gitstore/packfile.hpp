@@ -76,8 +76,4 @@ core::Result<std::string> concatenate(const std::string& pack_dir, const std::ve
 // formed or the delta would not be under half the target's size.
 std::string tree_delta(std::string_view base, std::string_view target);
 
-// Whether the pack `base` (path without ".pack"/".idx") holds a delta: a
-// gc's and a merge's may, a commit's never (one byte read per entry).
-core::Result<bool> has_deltas(const std::string& base);
-
 }  // namespace gigafab::gitstore::packfile

@@ -945,10 +945,9 @@ struct Store::Impl {
   // allocator skips recently deleted inodes). Entries are copied byte for
   // byte (no recompression; the trees of commits' packs become deltas, see
   // packfile::concatenate), so a merge costs about a copy of what it takes
-  // in. A merge
-  // never takes in every pack: that would copy the whole store inside one
-  // write; the background gc (request_background_gc) repacks it with deltas
-  // instead, outside the writer lock. Skipped while a gc runs (it is about to
+  // in. A merge never takes in every pack: that would copy the whole store
+  // inside one write; the background gc (request_background_gc) repacks it
+  // with deltas instead, outside the writer lock. Skipped while a gc runs (it is about to
   // replace these packs). Caller holds the writer lock.
   //
   // While a gc runs (it holds gigafab-gc.lock for minutes on a big store)

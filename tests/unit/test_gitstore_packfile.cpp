@@ -350,13 +350,11 @@ TEST_CASE("a merge writes each version of a tree as a delta against the last one
   merge_and_remove(dir, bases, false);
   auto merged = pack_bases(dir);
   REQUIRE(merged.size() == 1);
-  auto deltas = gitstore::packfile::has_deltas(merged.front());
-  REQUIRE(deltas.ok());
-  CHECK(*deltas);
   // 41 versions of an 8 KB tree: one whole per 17 (16 deltas deep at most).
   const std::uintmax_t after = fs::file_size(merged.front() + ".pack");
   CHECK(after * 4 < before);
   const std::string verify = sh("git verify-pack -v " + merged.front() + ".idx");
+  CHECK(verify.find("chain length = 1:") != std::string::npos);  // the pack has deltas
   CHECK(verify.find("chain length = 16:") != std::string::npos);
   CHECK(verify.find("chain length = 17:") == std::string::npos);
   sh("git --git-dir " + repo + " update-ref refs/heads/main " + history.tip + " && git --git-dir " + repo +
